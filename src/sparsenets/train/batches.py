@@ -66,7 +66,9 @@ class SampledBatches:
         seed: base seed.
     """
 
-    def __init__(self, sample: Callable[[torch.Generator, int], Batch], batch_size: int, seed: int = 0) -> None:
+    def __init__(
+        self, sample: Callable[[torch.Generator, int], Batch], batch_size: int, seed: int = 0
+    ) -> None:
         self.sample, self.batch_size, self.seed = sample, batch_size, seed
 
     def __call__(self, step: int) -> Batch:

@@ -130,7 +130,9 @@ def load_checkpoint(sidecar: Path) -> tuple[int, dict[str, Any]]:
     Raises:
         CheckpointError: the sidecar is not valid JSON, the tensor file is missing, or its checksum differs.
     """
-    hint = f"move {sidecar.parent} aside to start over, or delete this checkpoint to resume from an earlier one"
+    hint = (
+        f"move {sidecar.parent} aside to start over, or delete this checkpoint to resume from an earlier one"
+    )
     try:
         meta = json.loads(sidecar.read_text())
         st_path = sidecar.parent / meta["tensors"]

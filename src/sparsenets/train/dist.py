@@ -53,7 +53,9 @@ def init_distributed() -> DistInfo:
 def current() -> DistInfo:
     """The DistInfo of this process (rank 0 of 1 when no group is initialised)."""
     if torch_dist.is_available() and torch_dist.is_initialized():
-        return DistInfo(torch_dist.get_rank(), torch_dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return DistInfo(
+            torch_dist.get_rank(), torch_dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+        )
     return DistInfo()
 
 

@@ -1,0 +1,1 @@
+"""Reproducible experiments: each module registers one or more with `sparsenets.runs.experiment`."""
