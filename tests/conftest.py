@@ -47,7 +47,7 @@ def run_toy(cfg: ToyConfig, ctx: RunContext) -> dict:
     model = torch.nn.Sequential(torch.nn.Linear(8, cfg.width), torch.nn.ReLU(), torch.nn.Linear(cfg.width, 2))
 
     class FailAt(Callback):
-        def after_step(self, state):  # noqa: D102
+        def after_step(self, state):
             if state.step == FAIL_AT["step"]:
                 raise Crash(f"simulated crash at step {state.step}")
 
@@ -66,7 +66,10 @@ def run_toy(cfg: ToyConfig, ctx: RunContext) -> dict:
         progress=False,
     )
     hist = trainer.fit()
-    return {"accuracy": hist[-1]["accuracy"], "weight_sum": float(sum(p.detach().sum() for p in model.parameters()))}
+    return {
+        "accuracy": hist[-1]["accuracy"],
+        "weight_sum": float(sum(p.detach().sum() for p in model.parameters())),
+    }
 
 
 if "toy" not in REGISTRY:

@@ -6,9 +6,9 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "sparsenets"
-CORE = {"errors", "train", "data", "runs", "models", "groups", "masks", "compact"}
+CORE = {"errors", "train", "data", "models", "groups", "masks", "compact"}
 METHODS = {"prox", "optim", "tickets", "spectral", "sdr", "bayes", "operators"}
-TOP = {"cli", "report", "experiments", "__main__"}
+TOP = {"cli", "report", "runs", "experiments", "__main__"}  # runs discovers experiments
 
 
 def _top_level(path: Path) -> str:

@@ -29,7 +29,7 @@ def test_report_has_tables_curves_and_figures(tmp_path, toy_name) -> None:
 
 
 def test_report_without_runs_is_a_clear_error(tmp_path) -> None:
-    with pytest.raises(SparsenetsError, match="no result.json"):
+    with pytest.raises(SparsenetsError, match=r"no result\.json"):
         write_report([tmp_path], tmp_path / "out")
 
 

@@ -29,7 +29,7 @@ def test_unknown_experiment_suggests_names(toy_name) -> None:
 
 
 def test_run_writes_result_and_is_reused(tmp_path, toy_name) -> None:
-    run_dir, result = runs.execute(toy_name, quick=True, root=tmp_path, seed=3)
+    run_dir, _ = runs.execute(toy_name, quick=True, root=tmp_path, seed=3)
     assert run_dir.name.startswith("toy-") and run_dir.parent == tmp_path
     stored = json.loads((run_dir / "result.json").read_text())
     for key in ("experiment", "config", "metrics", "seconds", "seed", "versions"):
