@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -206,7 +208,7 @@ def test_imp_three_levels_exact_sparsity_and_rewind_to_step() -> None:
         assert abs(kept - (1 - level_rate(0.2, lv.level)) * n) <= 1  # within one weight
         assert abs(lv.density - 0.8**lv.level) <= 1 / n + 1e-12
     # nested masks: a weight pruned once stays pruned
-    for a, b in zip(levels[1:], levels[2:]):
+    for a, b in itertools.pairwise(levels):
         assert not any(bool((b.masks[k] & ~a.masks[k]).any()) for k in names)
     # every level restarted from the exact step-5 tensors of level 0 (seen[1] = those ⊙ level-1 mask), masked
     assert not torch.equal(seen[0]["0.bias"], seen[1]["0.bias"])  # rewound to step 5, not to init
