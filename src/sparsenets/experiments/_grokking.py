@@ -6,6 +6,8 @@ weights, mask and AdamW statistics, and the summed loss gives each member exactl
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from sparsenets.tickets import (
     magnitude_scores,
     norm_ratio,
     prune_members,
+    snapshot,
     snip_scores,
     synflow_masks,
 )
@@ -172,6 +175,46 @@ def train_until_grokked(
         if steps >= max_steps or all(summarize(h)["t_gen99"] is not None for h in hist):
             return hist, snaps, steps
         steps = min(steps + extend_by, max_steps)
+
+
+def dense_mlp_run(
+    root: Path,
+    split: Split,
+    seeds: Sequence[int],
+    *,
+    identity: dict,
+    dense_steps: int,
+    dense_max_steps: int,
+    snapshot_every: int = 2000,
+    lr: float = 1e-3,
+    weight_decay: float = 1.0,
+    eval_every: int = 50,
+) -> tuple[nn.Module, Tensors, list[list[dict[str, float]]], dict[int, Tensors], int]:
+    """The dense MLP runs (stacked over seeds) that masks are taken from, shared between experiments.
+
+    They live in `root`/_shared/grok-dense-HASH (HASH of `identity` and the training settings), so a second
+    experiment with the same dense protocol resumes the finished run from its checkpoint instead of retraining.
+    Snapshots are kept every `snapshot_every` steps up to `dense_max_steps`.
+
+    Returns:
+        (trained ensemble, θ0, histories, snapshots by step (the last step included), steps trained).
+    """
+    from sparsenets.models.grokking import GrokMLP
+
+    key = {**identity, "seeds": list(seeds), "lr": lr, "wd": weight_decay, "eval_every": eval_every,
+           "dense_steps": dense_steps, "dense_max_steps": dense_max_steps, "snapshot_every": snapshot_every}  # fmt: skip
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    run_dir = root / "_shared" / f"grok-dense-{digest}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "dense.json").write_text(json.dumps(key, indent=2))
+    model = build(lambda: GrokMLP(p=identity["p"]), seeds)
+    init = snapshot(model)
+    hist, snaps, end = train_until_grokked(
+        model, split, dense_steps, dense_max_steps, run_dir=run_dir, names=list(init), lr=lr,
+        weight_decay=weight_decay, eval_every=eval_every,
+        save_at=list(range(snapshot_every, dense_max_steps + 1, snapshot_every)),
+    )  # fmt: skip
+    return model, init, hist, {**snaps, end: snapshot(model)}, end
 
 
 def summarize(hist: list[dict[str, float]]) -> dict[str, float | int | None]:

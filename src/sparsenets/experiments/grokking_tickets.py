@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
+from sparsenets.errors import ConfigError
 from sparsenets.experiments import _grokking as G
 from sparsenets.masks import report_markdown, save_masks
 from sparsenets.models.grokking import GrokMLP
@@ -115,12 +116,20 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     split = G.modular_split(cfg.p, cfg.op, cfg.train_frac, ctx.seed, cfg.pairs)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     ctx.log(f"train {len(split.y_train)} / test {len(split.y_test)} pairs; seeds {seeds}")
-    dense = G.build(lambda: GrokMLP(p=cfg.p), seeds)
-    names = [n for n, _ in dense.named_parameters()]
-    dense_hist, snaps, dense_steps = G.train_until_grokked(
-        dense, split, cfg.dense_steps, cfg.dense_max_steps, names=names, run_dir=ctx.subdir("dense"), lr=cfg.lr,
-        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every, save_at=[cfg.mem_step],
+    ident = {
+        "p": cfg.p,
+        "op": cfg.op,
+        "train_frac": cfg.train_frac,
+        "pairs": cfg.pairs,
+        "split_seed": ctx.seed,
+    }
+    dense, _, dense_hist, snaps, dense_steps = G.dense_mlp_run(
+        ctx.dir.parent, split, seeds, identity=ident, dense_steps=cfg.dense_steps,
+        dense_max_steps=cfg.dense_max_steps, snapshot_every=cfg.mem_step, lr=cfg.lr, weight_decay=cfg.weight_decay,
+        eval_every=cfg.eval_every,
     )  # fmt: skip
+    if cfg.mem_step not in snaps:
+        raise ConfigError(f"mem_step {cfg.mem_step} is past the dense run's {dense_steps} steps; lower it")
     ctx.log("dense done: t_gen " + str([G.summarize(h)["t_gen"] for h in dense_hist]))
     model, masks, ratios, names = prepare_controls(cfg, split, seeds, snapshot(dense), snaps[cfg.mem_step])
     meta = {

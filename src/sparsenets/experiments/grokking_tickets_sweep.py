@@ -13,7 +13,7 @@ import torch
 from sparsenets.experiments import _grokking as G
 from sparsenets.models.grokking import GrokMLP
 from sparsenets.runs import RunContext, experiment
-from sparsenets.tickets import magnitude_scores, prune_members, snapshot
+from sparsenets.tickets import magnitude_scores, prune_members
 
 
 @dataclass
@@ -92,14 +92,19 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     torch.set_num_threads(cfg.threads)
     split = G.modular_split(cfg.p, cfg.op, cfg.train_frac, ctx.seed, cfg.pairs)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    dense = G.build(lambda: GrokMLP(p=cfg.p), seeds)
-    init = snapshot(dense)
-    times = list(range(cfg.timing_every, cfg.dense_steps + 1, cfg.timing_every))
-    dense_hist, snaps, end = G.train_until_grokked(
-        dense, split, cfg.dense_steps, cfg.dense_max_steps, names=list(init), run_dir=ctx.subdir("dense"), lr=cfg.lr,
-        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every, save_at=times,
+    ident = {
+        "p": cfg.p,
+        "op": cfg.op,
+        "train_frac": cfg.train_frac,
+        "pairs": cfg.pairs,
+        "split_seed": ctx.seed,
+    }
+    _, init, dense_hist, snaps, end = G.dense_mlp_run(
+        ctx.dir.parent, split, seeds, identity=ident, dense_steps=cfg.dense_steps,
+        dense_max_steps=cfg.dense_max_steps, snapshot_every=cfg.timing_every, lr=cfg.lr,
+        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every,
     )  # fmt: skip
-    snaps[end] = snapshot(dense)
+    times = [t for t in sorted(snaps) if t % cfg.timing_every == 0]
     wd_entries = [(k, end) for k in cfg.rates] + [(cfg.timing_rate, t) for t in times]
     with_wd = train_tickets(cfg, split, init, snaps, wd_entries, cfg.weight_decay, ctx, "tickets_wd")
     no_wd = train_tickets(
