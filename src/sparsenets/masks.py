@@ -101,19 +101,36 @@ def mask_gradients_(module: nn.Module) -> None:
 
 
 class HoldMasks(Callback):
-    """Trainer callback: pruned weights are zero at the start, get zero gradient, and are re-zeroed after each step."""
+    """Trainer callback: pruned weights are zero at the start, get zero gradient, and are re-zeroed after each step.
+
+    The (parameter, mask) pairs are read once at the start of training; masks attached later need a new `fit`.
+    """
+
+    def __init__(self) -> None:
+        self._params: list[torch.Tensor] = []
+        self._masks: list[torch.Tensor] = []
 
     def on_train_start(self, state: TrainState) -> None:
-        """Zero pruned weights before the first step (also after a resume)."""
+        """Find the masked parameters and zero their pruned weights (also after a resume)."""
+        params = dict(state.module.named_parameters())
+        pairs = list(get_masks(state.module).items())
+        self._params = [params[n] for n, _ in pairs]
+        # float copies: multiplying by a float 0/1 tensor is several times faster than by a bool one
+        self._masks = [m.to(params[n].dtype) for n, m in pairs]
         apply_masks_(state.module)
 
+    @torch.no_grad()
     def after_backward(self, state: TrainState) -> None:
         """Pruned weights get no gradient, so optimizer statistics stay clean."""
-        mask_gradients_(state.module)
+        grads = [p.grad for p in self._params if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, [m for p, m in zip(self._params, self._masks) if p.grad is not None])
 
+    @torch.no_grad()
     def after_step(self, state: TrainState) -> None:
         """Undo whatever the optimizer did to pruned weights (weight decay, stale momentum)."""
-        apply_masks_(state.module)
+        if self._params:
+            torch._foreach_mul_(self._params, self._masks)
 
 
 def density(masks: Mapping[str, torch.Tensor]) -> float:
