@@ -147,7 +147,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     S = len(seeds)
     runs = {"dense": dense_hist, **{c: ctrl_hist[i * S : (i + 1) * S] for i, c in enumerate(CONTROLS)}}
     summary = {name: [G.summarize(h) for h in hs] for name, hs in runs.items()}
-    metrics = {**build_metrics(cfg, summary, ratios), "dense_steps": dense_steps}
+    metrics = {**build_metrics(cfg, summary, ratios, dense_steps), "dense_steps": dense_steps}
     ctx.save_json("histories.json", runs)
     plot_curves(
         ctx,
@@ -185,8 +185,9 @@ def plot_tgen_bars(ctx: RunContext, summary: dict, cfg: Config, dense_steps: int
     ctx.save_figure(fig, "t_gen_per_run")
 
 
-def build_metrics(cfg: Config, summary: dict, ratios: dict) -> dict:
-    """Means over seeds and the acceptance checks of issue 4."""
+def build_metrics(cfg: Config, summary: dict, ratios: dict, dense_steps: int) -> dict:
+    """Means over seeds and the acceptance checks of issue 4 (a dense seed that never generalized counts at its
+    last step, which makes the speedup a lower bound)."""
     mean = {
         name: {
             k: G.mean_or_none([r[k] for r in rows])
@@ -201,9 +202,10 @@ def build_metrics(cfg: Config, summary: dict, ratios: dict) -> dict:
         # slower = every seed either never generalized or generalized later than the ticket's mean
         return ticket is not None and all(r["t_gen"] is None or r["t_gen"] > ticket for r in summary[name])
 
+    dense_capped = [r["t_gen"] if r["t_gen"] is not None else dense_steps for r in summary["dense"]]
+    speedup = G.log_speedup(sum(dense_capped) / len(dense_capped), ticket)
     checks = {
-        "ticket_10x_sooner_than_dense": G.log_speedup(tg["dense"], ticket) is not None
-        and G.log_speedup(tg["dense"], ticket) >= 10,
+        "ticket_10x_sooner_than_dense": speedup is not None and speedup >= 10,
         "random_does_not_generalize": all(r["t_gen"] is None for r in summary["random"]),
         "memorization_slower": slower("memorization"),
         "norm_matched_slower": slower("l1_dense") and slower("l2_dense"),
@@ -212,7 +214,12 @@ def build_metrics(cfg: Config, summary: dict, ratios: dict) -> dict:
     return {
         "mean": mean,
         "per_seed": summary,
-        "speedup_t_gen": G.log_speedup(tg["dense"], ticket),
+        "speedup_t_gen": speedup,
+        "speedup_is_lower_bound": any(r["t_gen"] is None for r in summary["dense"]),
+        "speedup_per_seed": [G.log_speedup(d, r["t_gen"]) for d, r in zip(dense_capped, summary["ticket"])],
+        "mask_after_dense_t_gen": [
+            r["t_gen"] is not None and r["t_gen"] <= dense_steps for r in summary["dense"]
+        ],
         "norm_ratio_l1": ratios[1.0].tolist(),
         "norm_ratio_l2": ratios[2.0].tolist(),
         "checks": checks,
@@ -241,6 +248,12 @@ def report(cfg: Config, summary: dict, metrics: dict, ratios: dict, mask0: dict)
             f"| {G.fmt_steps([r['t_gen99'] for r in rows], cap(name))} | {tau} | {m['final_train']:.3f} | {m['final_test']:.3f} |"
         )
     ck, sp = metrics["checks"], metrics["speedup_t_gen"]
+    lb = "≥ " if metrics["speedup_is_lower_bound"] else ""
+    note = f"; dense seeds that never reached 95% counted at step {metrics['dense_steps']}" if lb else ""
+    per = [
+        (v, "≥ " if r["t_gen"] is None else "") for v, r in zip(metrics["speedup_per_seed"], summary["dense"])
+    ]
+    early = [i for i, ok in enumerate(metrics["mask_after_dense_t_gen"]) if not ok]
     yes = lambda b: "yes" if b else "**no**"  # noqa: E731
     lines += [
         "",
@@ -249,7 +262,9 @@ def report(cfg: Config, summary: dict, metrics: dict, ratios: dict, mask0: dict)
         "| paper's claim | measured here | agrees |",
         "|---|---|---|",
         f"| grokked ticket generalizes much sooner than dense (faithful CPU run: 8,100 vs 350 steps, 23×) | "
-        f"{f'{sp:.0f}×' if sp else 'n/a'} sooner (mean t_gen) | {yes(ck['ticket_10x_sooner_than_dense'])} (≥ 10×) |",
+        f"{lb}{f'{sp:.0f}×' if sp else 'n/a'} sooner (ratio of mean t_gen{note}); per seed "
+        + ", ".join(f"{lb_s}{v:.0f}×" if v else "n/a" for v, lb_s in per)
+        + f" | {yes(ck['ticket_10x_sooner_than_dense'])} (≥ 10×) |",
         f"| random mask at the same k does not generalize | final test {metrics['mean']['random']['final_test']:.3f} | {yes(ck['random_does_not_generalize'])} |",
         f"| a mask from the memorization phase (t={cfg.mem_step}) is slower than the grokked ticket | "
         f"t_gen {G.fmt_steps([r['t_gen'] for r in summary['memorization']], cfg.control_steps)} | {yes(ck['memorization_slower'])} |",
@@ -258,6 +273,16 @@ def report(cfg: Config, summary: dict, metrics: dict, ratios: dict, mask0: dict)
         "| every pruning-at-init mask (SNIP, GraSP, SynFlow) is slower than the ticket | "
         + "; ".join(f"{k} {G.fmt_steps([r['t_gen'] for r in summary[k]], cfg.control_steps)}" for k in PAI)
         + f" | {yes(ck['pai_slower'])} |",
+        "",
+        *(
+            [
+                f"Seed(s) {early}: the dense net had not passed 95% test accuracy by its last step, so that seed's "
+                "'ticket' mask comes from a network still in the middle of grokking (the paper takes masks after "
+                "generalization)."
+            ]
+            if early
+            else []
+        ),
         "",
         "Ticket mask of seed 0, per tensor (global magnitude pruning hits the embeddings hardest):",
         "",
