@@ -31,7 +31,7 @@ from sparsenets.tickets import (
     snip_scores,
     synflow_masks,
 )
-from sparsenets.train import Trainer
+from sparsenets.train import Trainer, latest_checkpoint
 
 Tensors = dict[str, torch.Tensor]
 
@@ -170,6 +170,9 @@ def train_until_grokked(
     Returns:
         (histories, snapshots, the number of steps trained).
     """
+    done = latest_checkpoint(run_dir / "checkpoints")
+    if done is not None:  # a finished (possibly extended) run: resume at its end, never train it "back"
+        steps = max(steps, int(json.loads(done.read_text())["step"]))
     while True:
         hist, snaps = train_members(model, split, steps, run_dir=run_dir, **kw)
         if steps >= max_steps or all(summarize(h)["t_gen99"] is not None for h in hist):
