@@ -93,7 +93,7 @@ def test_grokking_tickets_end_to_end(tmp_path) -> None:
 @pytest.mark.parametrize("name", ["grokking-tickets-sweep", "grokking-tickets-transformer"])
 def test_other_experiments_end_to_end(tmp_path, name) -> None:
     sets = {
-        "grokking-tickets-sweep": ["p=13", "seeds=1", "rates=[0.3, 0.6]", "rates_no_wd=[0.6]", "timing_every=20",
+        "grokking-tickets-sweep": ["p=13", "seeds=1", "rates=[0.3, 0.6]", "rates_no_wd=[0.6]", "timing_every=20", "dense_snapshot_every=20",
                                    "dense_steps=40", "dense_max_steps=40", "ticket_steps=20", "eval_every=10"],
         "grokking-tickets-transformer": ["p=13", "seeds=1", "dense_steps=20", "dense_max_steps=20",
                                          "ticket_steps=20", "eval_every=10"],

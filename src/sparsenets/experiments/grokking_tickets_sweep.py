@@ -37,10 +37,11 @@ class Config:
         0.9,
     )  # 0.81: the paper's critical k*
     timing_rate: float = 0.6
-    timing_every: int = 2000  # masks every 2k steps of the dense run
+    timing_every: int = 4000  # mask-timing tickets every 4k steps of the dense run (the paper: every 2k)
+    dense_snapshot_every: int = 2000  # the shared dense run keeps snapshots this often
     dense_steps: int = 20000  # the rate-sweep masks come from the dense run's last step...
     dense_max_steps: int = 30000  # ...extended until every seed passed 99% test
-    ticket_steps: int = 8000
+    ticket_steps: int = 4000
     eval_every: int = 50
     lr: float = 1e-3
     weight_decay: float = 1.0
@@ -79,7 +80,7 @@ def train_tickets(
         "seeds": 1,
         "rates": (0.3, 0.6),
         "rates_no_wd": (0.6,),
-        "timing_every": 150,
+        "timing_every": 150, "dense_snapshot_every": 150,
         "dense_steps": 300,
         "dense_max_steps": 300,
         "ticket_steps": 150,
@@ -101,7 +102,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     }
     _, init, dense_hist, snaps, end = G.dense_mlp_run(
         ctx.dir.parent, split, seeds, identity=ident, dense_steps=cfg.dense_steps,
-        dense_max_steps=cfg.dense_max_steps, snapshot_every=cfg.timing_every, lr=cfg.lr,
+        dense_max_steps=cfg.dense_max_steps, snapshot_every=cfg.dense_snapshot_every, lr=cfg.lr,
         weight_decay=cfg.weight_decay, eval_every=cfg.eval_every,
     )  # fmt: skip
     times = [t for t in sorted(snaps) if t % cfg.timing_every == 0]
