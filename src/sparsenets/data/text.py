@@ -81,13 +81,13 @@ def _module(moddir: str) -> tuple[list[str], list[str | None]]:
     return [clean(e) for e in raw], books
 
 
-def _kjv() -> tuple[list[str], list[str | None]]:
-    return _module(str(require(SOURCES["sword-text-kjv"], "kjv") / _ZTEXT / "engKJV2006eb"))
+def _kjv(dataset: str) -> tuple[list[str], list[str | None]]:
+    return _module(str(require(SOURCES["sword-text-kjv"], dataset) / _ZTEXT / "engKJV2006eb"))
 
 
 def load_kjv(split: str) -> str:
     """The KJV Bible as one string, one verse per line (about 4.1 M chars); train/val/test = 90/5/5 by chars."""
-    entries, books = _kjv()
+    entries, books = _kjv("kjv")
     text = "\n".join(e for e, b in zip(entries, books) if b is not None and e) + "\n"
     a, b = int(0.90 * len(text)), int(0.95 * len(text))
     return {"all": text, "train": text[:a], "val": text[a:b], "test": text[b:]}[split]
@@ -95,7 +95,7 @@ def load_kjv(split: str) -> str:
 
 def load_kjv_rv1909(split: str, holdout: str = "John") -> list[VersePair]:
     """Aligned English/Spanish verses (31084 pairs); "test" is the held-out book (OSIS id), "train" the rest."""
-    en, books = _kjv()
+    en, books = _kjv("kjv-rv1909")
     es_dir = require(SOURCES["sword-text-sparv"], "kjv-rv1909") / _ZTEXT / "spaRV1909eb"
     es, _ = _module(str(es_dir))
     if len(es) != len(en):
