@@ -192,3 +192,38 @@ def test_cli(capsys) -> None:
     assert data_cli(["verify", "umls"]) == 0
     assert data_cli(["install", "nope"]) == 2
     assert "unknown dataset" in capsys.readouterr().err
+
+
+def test_apt_fallback_updates_private_lists_when_not_root(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    from sparsenets.data import sources
+
+    calls: list[list[str]] = []
+
+    def fake_run(cmd: list[str], cwd) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        ok = len(calls) > 1  # the first `apt-get download` fails as if apt had no lists
+        if ok and "download" in cmd:
+            (cwd / "x.deb").write_bytes(b"")
+        return subprocess.CompletedProcess(cmd, 0 if ok else 100, "", "E: no lists")
+
+    monkeypatch.setenv("SPARSENETS_DATA", str(tmp_path))
+    monkeypatch.setattr(sources, "_run", fake_run)
+    monkeypatch.setattr(sources.os, "geteuid", lambda: 1000)
+    deb = sources._apt_download(sources.SOURCES["python3-networkx"], tmp_path)
+    assert deb.name == "x.deb"
+    assert calls[0] == ["apt-get", "download", "python3-networkx=2.8.8-1"]
+    assert calls[1][-1] == "update" and calls[2][-2:] == ["download", "python3-networkx=2.8.8-1"]
+    assert f"Dir::State::Lists={tmp_path / 'apt' / 'lists'}" in calls[1] and "Debug::NoLocking=1" in calls[2]
+
+
+def test_add_parser_registers_data_subcommand() -> None:
+    import argparse
+
+    from sparsenets.data.cli import add_parser, run
+
+    parser = argparse.ArgumentParser(prog="sparsenets")
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["data", "verify", "nations"])
+    assert args.func is run and args.names == ["nations"] and run(args) == 0
