@@ -180,6 +180,8 @@ def test_hierarchy_wiring_and_codes() -> None:
     l1_cells = net.cells(l1, 0)
     expected = ((l1_cells.T @ cells) > 0).float()
     assert torch.equal(w, expected)
+    for lv in net.levels:  # the incremental set-weight count matches a recount
+        assert torch.equal(lv.u.n_set, lv.u.weight.sum((1, 2)))
 
 
 def test_readouts_on_known_codes() -> None:

@@ -45,6 +45,7 @@ class Bundle(nn.Module):
         )
         self.register_buffer("weight", torch.zeros(rf.shape[0], rf.shape[1], cells))
         self.register_buffer("frozen", torch.zeros(rf.shape[0], dtype=torch.bool))
+        self.register_buffer("n_set", torch.zeros(rf.shape[0]))  # set weights per mac, kept incrementally
 
     def gather(self, src: torch.Tensor, name: str) -> torch.Tensor:
         """(B, S) source activity → (B, M, n) activity of each mac's field (padding reads 0)."""
@@ -64,14 +65,18 @@ class Bundle(nn.Module):
             threshold: freeze a mac's bundle when its set fraction exceeds this (None: never freeze).
         """
         post = cells * (~self.frozen)[:, None]
-        torch.maximum(self.weight, x[:, :, None] * post[:, None, :], out=self.weight)
+        # Touch only the rows of active inputs: cost O(active·Q·K), not O(n·Q·K).
+        m_idx, j_idx = torch.nonzero(x, as_tuple=True)
+        old = self.weight[m_idx, j_idx]
+        new = torch.maximum(old, post[m_idx])
+        self.weight[m_idx, j_idx] = new
+        self.n_set.index_add_(0, m_idx, (new - old).sum(1))
         if threshold is not None:
-            frac = self.weight.sum((1, 2)) / (self.n_real * self.weight.shape[2])
-            self.frozen |= frac > threshold
+            self.frozen |= self.n_set / (self.n_real * self.weight.shape[2]) > threshold
 
     def set_fraction(self) -> torch.Tensor:
         """(M,) fraction of each mac's weights that are set."""
-        return self.weight.sum((1, 2)) / (self.n_real * self.weight.shape[2])
+        return self.n_set / (self.n_real * self.weight.shape[2])
 
 
 @dataclass(frozen=True)
