@@ -208,3 +208,13 @@ def test_bad_input_raises_one_clear_error() -> None:
         SparseyNet.image_hierarchy(8, 8, LevelSpec(2, 2), patch=9, stride=1, upper=[])
     with pytest.raises(SparsenetsError, match="cued recall"):
         net.recall_sequence(torch.zeros(1, 16), 3)
+
+
+def test_fixed_tie_break_gives_repeatable_codes() -> None:
+    # An empty mac ties every cell (V = 0): random tie-breaks differ per call, fixed priorities do not.
+    x = random_patterns(8, 50, 10, torch.Generator().manual_seed(9))
+    fixed = SparseyNet.single_mac(50, 6, 6, params=CSAParams(tie_break="fixed"))
+    a, b = fixed.recognise(x)[0].winners, fixed.recognise(x)[0].winners
+    assert torch.equal(a, b) and torch.all(a == a[0])
+    rand = SparseyNet.single_mac(50, 6, 6)
+    assert not torch.equal(rand.recognise(x)[0].winners, rand.recognise(x)[0].winners)

@@ -29,7 +29,7 @@ class CSAResult(NamedTuple):
         winners: (B, M, Q) long, winner per CM, -1 for an inactive mac.
         g: (B, M) familiarity G (0 for inactive macs).
         v: (B, M, Q, K) evidence V.
-        rho: (B, M, Q, K) selection probabilities ρ.
+        rho: (B, M, Q, K) selection probabilities ρ (empty when selection was argmax).
         active: (B, M) bool, mac inside its activation band.
     """
 
@@ -97,25 +97,33 @@ def selection_probs(v: torch.Tensor, g: torch.Tensor, p: CSAParams) -> torch.Ten
 
 
 def select(
-    v: torch.Tensor, rho: torch.Tensor, how: str, generator: torch.Generator | None = None
+    v: torch.Tensor,
+    rho: torch.Tensor,
+    how: str,
+    generator: torch.Generator | None = None,
+    priority: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Step 8: one winner per CM, by sampling ρ (`sample`) or argmax V with a random tie-break (`argmax`).
 
     Args:
         v, rho: (..., Q, K).
         how: `sample` or `argmax`.
+        priority: fixed tie-break scores broadcastable to v (argmax only); None draws fresh random ones.
 
     Returns:
         (..., Q) long winner indices.
     """
-    r = torch.rand(rho.shape[:-1] if how == "sample" else v.shape, generator=generator, device=v.device)
+    if how == "argmax" and priority is not None:
+        r = priority.expand_as(v)
+    else:
+        r = torch.rand(rho.shape[:-1] if how == "sample" else v.shape, generator=generator, device=v.device)
     if how == "sample":
         # Inverse CDF: the winner is the number of cumulative probabilities below a uniform draw.
         cdf = rho.cumsum(-1)
         idx = (cdf < r[..., None] * cdf[..., -1:]).sum(-1)
         return idx.clamp(max=rho.shape[-1] - 1)
     tied = v >= v.amax(-1, keepdim=True)
-    return torch.where(tied, r + 1.0, r * 0.0).argmax(-1)
+    return (r + tied).argmax(-1)  # r < 1, so a tied cell always beats an untied one
 
 
 def code_selection(
@@ -125,6 +133,7 @@ def code_selection(
     how: str,
     k: int,
     generator: torch.Generator | None = None,
+    priority: torch.Tensor | None = None,
 ) -> CSAResult:
     """Steps 2–8 for a batch of inputs on a set of macs.
 
@@ -136,6 +145,7 @@ def code_selection(
         how: `sample` or `argmax`.
         k: cells per CM.
         generator: random source for sampling and tie-breaks.
+        priority: (M, Q, K) fixed tie-break scores for argmax (None: random tie-break per call).
     """
     b, m, c = terms[0][0].shape
     shape = (b, m, c // k, k)
@@ -143,8 +153,9 @@ def code_selection(
         [(normalise(s, n).view(shape), None if i == 0 else n > 0, e) for i, (s, n, e) in enumerate(terms)]
     )
     g = familiarity(v)
-    rho = selection_probs(v, g, p)
-    winners = select(v, rho, how, generator)
+    # argmax needs no ρ (steps 5–7); skipping them saves most of the elementwise work in recognition
+    rho = selection_probs(v, g, p) if how == "sample" else torch.empty(0, device=v.device)
+    winners = select(v, rho, how, generator, priority)
     winners = torch.where(active[..., None], winners, torch.full_like(winners, -1))
     return CSAResult(winners, torch.where(active, g, torch.zeros_like(g)), v, rho, active)
 

@@ -104,6 +104,7 @@ class MacLevel(nn.Module):
         u_size: source vector length (pixels, or lower cells M'·Q'·K').
         u_max_active: (M,) most U inputs that can be active (pixels: field size; mac sources: macs·Q').
         params: CSA parameters; freeze_threshold: None disables freezing.
+        seed: seeds the fixed tie-break priorities (used when params.tie_break == "fixed").
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class MacLevel(nn.Module):
         u_max_active: torch.Tensor | None = None,
         params: CSAParams | None = None,
         freeze_threshold: float | None = 0.5,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.spec, self.q, self.k = spec, spec.q, spec.k
@@ -124,6 +126,8 @@ class MacLevel(nn.Module):
         self.u = Bundle(u_rf, u_size, self.cells, u_max_active)
         self.h: Bundle | None = None
         self.d: Bundle | None = None
+        prio = torch.rand(self.n_macs, self.q, self.k, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("priority", prio)
 
     @property
     def size(self) -> int:
@@ -205,4 +209,5 @@ class MacLevel(nn.Module):
         else:
             how = "argmax"  # cued recall reads out the best-supported code
             active = sum(t[1] for t in terms) > 0
-        return code_selection(terms, active, p, how, self.k, generator)
+        prio = self.priority if p.tie_break == "fixed" else None
+        return code_selection(terms, active, p, how, self.k, generator, prio)

@@ -84,7 +84,7 @@ class SparseyNet(nn.Module):
         if n_inputs < 1:
             raise SparsenetsError(f"n_inputs must be >= 1, got {n_inputs}")
         level = MacLevel(
-            LevelSpec(q, k, band), all_fields(1, n_inputs), n_inputs, None, params, freeze_threshold
+            LevelSpec(q, k, band), all_fields(1, n_inputs), n_inputs, None, params, freeze_threshold, seed
         )
         if horizontal:
             level.add_horizontal(all_fields(1, 1))
@@ -113,7 +113,7 @@ class SparseyNet(nn.Module):
         if len(plist) != n_levels:
             raise SparsenetsError(f"got {len(plist)} CSAParams for {n_levels} levels")
         rf, grid = patch_fields(height, width, patch, stride)
-        levels = [MacLevel(first, rf, height * width, None, plist[0], freeze_threshold)]
+        levels = [MacLevel(first, rf, height * width, None, plist[0], freeze_threshold, seed)]
         for i, up in enumerate(upper):
             below = levels[-1]
             n_up = up.grid[0] * up.grid[1]
@@ -129,6 +129,7 @@ class SparseyNet(nn.Module):
                 max_active,
                 plist[i + 1],
                 freeze_threshold,
+                seed + i + 1,
             )
             levels.append(lv)
             grid = up.grid

@@ -39,6 +39,8 @@ class CSAParams:
         e_u, e_h, e_d: exponents of the U, H and D evidence in V = U^e_u·H^e_h·D^e_d.
         learn_select: `sample` (draw from ρ) or `argmax` in learning mode.
         recognise_select: `argmax` (random tie-break) or `sample` in recognition mode.
+        tie_break: `random` (fresh draw per call, the spec default) or `fixed` (one random priority per
+            cell drawn at construction, so equal inputs always get equal argmax codes).
     """
 
     variant: str = "alt"
@@ -54,6 +56,7 @@ class CSAParams:
     e_d: float = 1.0
     learn_select: str = "sample"
     recognise_select: str = "argmax"
+    tie_break: str = "random"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -65,6 +68,8 @@ class CSAParams:
         for name in ("learn_select", "recognise_select"):
             if getattr(self, name) not in ("sample", "argmax"):
                 raise ConfigError(f"{name} must be 'sample' or 'argmax', got {getattr(self, name)!r}")
+        if self.tie_break not in ("random", "fixed"):
+            raise ConfigError(f"tie_break must be 'random' or 'fixed', got {self.tie_break!r}")
 
     @staticmethod
     def preset(name: str, **overrides: float | str) -> CSAParams:
