@@ -218,3 +218,18 @@ def test_fixed_tie_break_gives_repeatable_codes() -> None:
     assert torch.equal(a, b) and torch.all(a == a[0])
     rand = SparseyNet.single_mac(50, 6, 6)
     assert not torch.equal(rand.recognise(x)[0].winners, rand.recognise(x)[0].winners)
+
+
+def test_cell_freezing_caps_each_cell() -> None:
+    gen = torch.Generator().manual_seed(10)
+    x = random_patterns(200, 60, 12, gen)
+    net = SparseyNet.single_mac(60, 4, 4, freeze_threshold=None, cell_freeze=0.25)
+    net.learn(x)
+    b = net.levels[0].u
+    per_cell = b.weight.sum(1)  # (1, Q·K) set weights per cell
+    assert torch.equal(per_cell, b.n_set_cell)
+    # a cell stops learning once past 25 % of its 60 inputs; its last item adds at most 12
+    assert torch.all(per_cell <= 0.25 * 60 + 12)
+    free = SparseyNet.single_mac(60, 4, 4, freeze_threshold=None)
+    free.learn(x)
+    assert free.levels[0].u.weight.sum(1).max() > per_cell.max()

@@ -46,6 +46,7 @@ class Bundle(nn.Module):
         self.register_buffer("weight", torch.zeros(rf.shape[0], rf.shape[1], cells))
         self.register_buffer("frozen", torch.zeros(rf.shape[0], dtype=torch.bool))
         self.register_buffer("n_set", torch.zeros(rf.shape[0]))  # set weights per mac, kept incrementally
+        self.register_buffer("n_set_cell", torch.zeros(rf.shape[0], cells))  # set weights per cell
 
     def gather(self, src: torch.Tensor, name: str) -> torch.Tensor:
         """(B, S) source activity → (B, M, n) activity of each mac's field (padding reads 0)."""
@@ -57,20 +58,31 @@ class Bundle(nn.Module):
         padded = torch.nn.functional.pad(src.to(self.weight.dtype), (0, 1))
         return padded[:, self.rf]
 
-    def learn(self, x: torch.Tensor, cells: torch.Tensor, threshold: float | None) -> None:
+    def learn(
+        self,
+        x: torch.Tensor,
+        cells: torch.Tensor,
+        threshold: float | None,
+        cell_threshold: float | None = None,
+    ) -> None:
         """Set w = 1 from active field inputs to winning cells of non-frozen macs; then update freezing.
 
         Args:
             x: (M, n) field activity of one item; cells: (M, Q·K) 0/1 winners (zero rows: no code).
             threshold: freeze a mac's bundle when its set fraction exceeds this (None: never freeze).
+            cell_threshold: also freeze a single cell's afferent weights when their set fraction exceeds
+                this (our option, not in the papers: it caps how much any one cell's union can grow).
         """
         post = cells * (~self.frozen)[:, None]
+        if cell_threshold is not None:
+            post = post * (self.n_set_cell <= cell_threshold * self.n_real[:, None])
         # Touch only the rows of active inputs: cost O(active·Q·K), not O(n·Q·K).
         m_idx, j_idx = torch.nonzero(x, as_tuple=True)
         old = self.weight[m_idx, j_idx]
         new = torch.maximum(old, post[m_idx])
         self.weight[m_idx, j_idx] = new
-        self.n_set.index_add_(0, m_idx, (new - old).sum(1))
+        self.n_set_cell.index_add_(0, m_idx, new - old)
+        self.n_set = self.n_set_cell.sum(1)
         if threshold is not None:
             self.frozen |= self.n_set / (self.n_real * self.weight.shape[2]) > threshold
 
@@ -104,6 +116,7 @@ class MacLevel(nn.Module):
         u_size: source vector length (pixels, or lower cells M'·Q'·K').
         u_max_active: (M,) most U inputs that can be active (pixels: field size; mac sources: macs·Q').
         params: CSA parameters; freeze_threshold: None disables freezing.
+        cell_freeze: freeze each cell's afferent weights past this set fraction (None: off, the default).
         seed: seeds the fixed tie-break priorities (used when params.tie_break == "fixed").
     """
 
@@ -116,9 +129,11 @@ class MacLevel(nn.Module):
         params: CSAParams | None = None,
         freeze_threshold: float | None = 0.5,
         seed: int = 0,
+        cell_freeze: float | None = None,
     ) -> None:
         super().__init__()
         self.spec, self.q, self.k = spec, spec.q, spec.k
+        self.cell_freeze = cell_freeze
         self.params = params or CSAParams()
         self.freeze_threshold = freeze_threshold
         self.n_macs = u_rf.shape[0]
@@ -184,7 +199,7 @@ class MacLevel(nn.Module):
             cells = code_cells(r.winners, self.k).view(self.n_macs, self.cells)
             for bundle, x in zip((self.u, self.h, self.d), one):
                 if bundle is not None and x is not None:
-                    bundle.learn(x[0], cells, self.freeze_threshold)
+                    bundle.learn(x[0], cells, self.freeze_threshold, self.cell_freeze)
             results.append(r)
         return CSAResult(*(torch.cat(t) for t in zip(*results)))
 

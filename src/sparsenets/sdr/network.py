@@ -79,12 +79,20 @@ class SparseyNet(nn.Module):
         freeze_threshold: float | None = 0.5,
         horizontal: bool = False,
         seed: int = 0,
+        cell_freeze: float | None = None,
     ) -> SparseyNet:
         """One mac whose field is the whole input (optionally with an H bundle for sequences)."""
         if n_inputs < 1:
             raise SparsenetsError(f"n_inputs must be >= 1, got {n_inputs}")
         level = MacLevel(
-            LevelSpec(q, k, band), all_fields(1, n_inputs), n_inputs, None, params, freeze_threshold, seed
+            LevelSpec(q, k, band),
+            all_fields(1, n_inputs),
+            n_inputs,
+            None,
+            params,
+            freeze_threshold,
+            seed,
+            cell_freeze,
         )
         if horizontal:
             level.add_horizontal(all_fields(1, 1))
@@ -102,18 +110,23 @@ class SparseyNet(nn.Module):
         params: CSAParams | list[CSAParams] | None = None,
         freeze_threshold: float | None = 0.5,
         seed: int = 0,
+        cell_freeze: float | list[float | None] | None = None,
     ) -> SparseyNet:
         """Level 1 on square image patches; each upper level a grid over the level below.
 
         Args:
             params: one CSAParams for all levels or one per level.
+            cell_freeze: per-cell freezing threshold (see `Bundle.learn`), one for all levels or one per level.
         """
         n_levels = 1 + len(upper)
         plist = params if isinstance(params, list) else [params or CSAParams()] * n_levels
         if len(plist) != n_levels:
             raise SparsenetsError(f"got {len(plist)} CSAParams for {n_levels} levels")
         rf, grid = patch_fields(height, width, patch, stride)
-        levels = [MacLevel(first, rf, height * width, None, plist[0], freeze_threshold, seed)]
+        cflist = cell_freeze if isinstance(cell_freeze, list) else [cell_freeze] * n_levels
+        if len(cflist) != n_levels:
+            raise SparsenetsError(f"got {len(cflist)} cell_freeze values for {n_levels} levels")
+        levels = [MacLevel(first, rf, height * width, None, plist[0], freeze_threshold, seed, cflist[0])]
         for i, up in enumerate(upper):
             below = levels[-1]
             n_up = up.grid[0] * up.grid[1]
@@ -130,6 +143,7 @@ class SparseyNet(nn.Module):
                 plist[i + 1],
                 freeze_threshold,
                 seed + i + 1,
+                cflist[i + 1],
             )
             levels.append(lv)
             grid = up.grid
