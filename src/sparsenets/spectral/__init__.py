@@ -16,6 +16,7 @@ from sparsenets.spectral.lowrank import LoRAConfig, LoRALinear, ReLoRASchedule, 
 from sparsenets.spectral.sampling import sample_indices, sampling_probabilities
 from sparsenets.spectral.schedule import SSTSchedule, jagged_lr_lambda, reset_optimizer_state
 from sparsenets.spectral.stats import optimizer_state_numel, sst_state_formula, trainable_parameters
+from sparsenets.spectral.targets import select_linears
 
 __all__ = [
     "GaLoreAdamW",
@@ -34,6 +35,7 @@ __all__ = [
     "reset_optimizer_state",
     "sample_indices",
     "sampling_probabilities",
+    "select_linears",
     "sst_layers",
     "sst_state_formula",
     "trainable_parameters",
