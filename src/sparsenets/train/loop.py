@@ -124,7 +124,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "rng": _rng_state(),
-            "loss_acc": [self._loss_sum, self._loss_n],
+            "loss_acc": [float(self._loss_sum), self._loss_n],
             "history": self.history,
             "step": step,
         }
@@ -217,11 +217,11 @@ class Trainer:
             state.step, state.last_loss = step + 1, loss.detach()
             for cb in self.callbacks:
                 cb.after_step(state)
-            self._loss_sum += float(loss)
+            self._loss_sum = self._loss_sum + loss.detach()  # stays on device: no sync per step
             self._loss_n += 1
             done = step + 1
             if done % self.log_every == 0 or done == self.steps:
-                mean = self._loss_sum / max(self._loss_n, 1)
+                mean = float(self._loss_sum) / max(self._loss_n, 1)
                 self._log({"step": done, "split": "train", "loss": mean, "lr": self._lr()})
                 bar.set_postfix(loss=f"{mean:.4f}")
                 self._loss_sum, self._loss_n = 0.0, 0

@@ -1,0 +1,168 @@
+"""`sparsenets report`: run folders → one Markdown page and one static HTML page with tables and plots."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import markdown
+
+from sparsenets.errors import SparsenetsError
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:right}"
+    "th{background:#eee}img{max-width:100%}code{background:#f4f4f4}"
+)
+
+
+def find_runs(dirs: list[Path]) -> list[Path]:
+    """Every folder under `dirs` that holds a result.json (a finished run), sorted."""
+    found: set[Path] = set()
+    for d in dirs:
+        if not d.exists():
+            raise SparsenetsError(f"{d} does not exist; pass run folders or the folder that holds them")
+        found.update(p.parent for p in d.rglob("result.json"))
+        if (d / "result.json").exists():
+            found.add(d)
+    if not found:
+        raise SparsenetsError(
+            f"no result.json under {', '.join(map(str, dirs))}; run `sparsenets run NAME` first"
+        )
+    return sorted(found)
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float | int | str]:
+    """Scalar leaves of a nested metrics dict, keys joined with '.' (lists are left out)."""
+    out: dict[str, float | int | str] = {}
+    for k, v in metrics.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, bool | int | float | str) and v is not None:
+            out[key] = v
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def plot_curves(run: Path, dest: Path) -> Path | None:
+    """Learning curves of every metrics.jsonl under `run`: train loss and each eval metric against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logs = sorted(run.rglob("metrics.jsonl"))
+    if not logs:
+        return None
+    series: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
+    for log in logs:
+        label = str(log.parent.relative_to(run)) if log.parent != run else "run"
+        for rec in _read_jsonl(log):
+            for k, v in rec.items():
+                if k in ("step", "split", "lr") or not isinstance(v, int | float):
+                    continue
+                name = f"{rec.get('split', '')} {k}".strip()
+                xs, ys = series.setdefault(name, {}).setdefault(label, ([], []))
+                xs.append(rec["step"])
+                ys.append(v)
+    names = sorted(series)[:6]
+    if not names:
+        return None
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for label, (xs, ys) in sorted(series[name].items())[:12]:
+            ax.plot(xs, ys, label=label if len(series[name]) > 1 else None)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        if "loss" in name:
+            ax.set_yscale("log")
+        if len(series[name]) > 1:
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(dest, dpi=100)
+    plt.close(fig)
+    return dest
+
+
+def _section(run: Path, out: Path, index: int) -> tuple[str, list[Any]]:
+    result = json.loads((run / "result.json").read_text())
+    name = result.get("experiment", run.name)
+    assets = out / "assets"
+    parts = [f"## {name} — `{run.name}`\n"]
+    meta = [
+        ["seed", result.get("seed")],
+        ["quick", result.get("quick")],
+        ["seconds", result.get("seconds")],
+        ["git commit", (result.get("versions", {}).get("git_commit") or "")[:10]],
+        ["torch", result.get("versions", {}).get("torch")],
+    ]
+    parts.append(md_table(["run", "value"], meta))
+    cfg = flatten(result.get("config", {}))
+    if cfg:
+        parts.append(
+            "<details><summary>config</summary>\n\n"
+            + md_table(["key", "value"], [[k, v] for k, v in cfg.items()])
+            + "\n</details>\n"
+        )
+    metrics = flatten(result.get("metrics", {}))
+    if metrics:
+        parts.append(md_table(["metric", "value"], [[k, v] for k, v in list(metrics.items())[:80]]))
+    if (run / "report.md").exists():
+        parts.append((run / "report.md").read_text() + "\n")
+    curve = plot_curves(run, assets / f"{index:03d}-curves.png")
+    if curve is not None:
+        parts.append(f"![learning curves of {name}](assets/{curve.name})\n")
+    for fig in sorted((run / "figures").glob("*.png")) if (run / "figures").is_dir() else []:
+        target = assets / f"{index:03d}-{fig.name}"
+        shutil.copyfile(fig, target)
+        parts.append(f"![{fig.stem}](assets/{target.name})\n")
+    headline = {k: v for k, v in metrics.items() if isinstance(v, float | int) and not isinstance(v, bool)}
+    first = ", ".join(f"{k}={_fmt(v)}" for k, v in list(headline.items())[:4])
+    return "\n".join(parts), [name, f"`{run.name}`", _fmt(result.get("seconds", 0.0)), first]
+
+
+def write_report(dirs: list[Path], out: Path) -> tuple[Path, Path]:
+    """Write out/report.md and out/index.html (images in out/assets/) for every run under `dirs`.
+
+    Returns:
+        (markdown path, html path).
+    """
+    runs = find_runs(dirs)
+    (out / "assets").mkdir(parents=True, exist_ok=True)
+    sections, summary = [], []
+    for i, run in enumerate(runs):
+        text, row = _section(run, out, i)
+        sections.append(text)
+        summary.append(row)
+    body = "# sparsenets report\n\n" + md_table(["experiment", "run", "seconds", "headline metrics"], summary)
+    body += "\n" + "\n".join(sections)
+    md_path, html_path = out / "report.md", out / "index.html"
+    md_path.write_text(body)
+    rendered = markdown.markdown(body, extensions=["tables", "fenced_code", "md_in_html"])
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape('sparsenets report')}</title>"
+        f"<style>{_CSS}</style></head><body>{rendered}</body></html>"
+    )
+    html_path.write_text(page)
+    return md_path, html_path

@@ -1,0 +1,97 @@
+"""DDP on CPU: two gloo processes train exactly like one process with the same global batch; torchrun end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as torch_dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from sparsenets.train import TensorBatches, Trainer, init_distributed, seed_everything
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train(out: str, rank: int = 0, world: int = 1, port: int = 0) -> None:
+    torch.set_num_threads(1)
+    if world > 1:
+        os.environ.update(
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world)
+        )
+        os.environ["LOCAL_RANK"] = str(rank)
+        init_distributed()
+    seed_everything(0)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(512, 10, generator=g), torch.randint(0, 4, (512,), generator=g)
+    model = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        TensorBatches(x, y, batch_size=64, seed=1),
+        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
+        40,
+        device="cpu",
+        progress=False,
+    )
+    trainer.fit()
+    if rank == 0:
+        torch.save({k: v.clone() for k, v in model.state_dict().items()}, out)
+    if world > 1:
+        torch_dist.destroy_process_group()
+
+
+def _worker(rank: int, out: str, world: int, port: int) -> None:
+    _train(out, rank, world, port)
+
+
+def test_two_processes_equal_one(tmp_path) -> None:
+    single, double = str(tmp_path / "one.pt"), str(tmp_path / "two.pt")
+    _train(single)
+    mp.spawn(_worker, args=(double, 2, _free_port()), nprocs=2, join=True)
+    a, b = torch.load(single), torch.load(double)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_torchrun_mlp_mnist_matches_single_process(tmp_path) -> None:
+    torchrun = shutil.which("torchrun") or pytest.fail("torchrun is not on PATH (it ships with torch)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    args = ["-m", "sparsenets", "run", "mlp-mnist", "--quick"]
+    subprocess.run(
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            *args,
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env, timeout=600)
+    ddp = json.loads((tmp_path / "ddp" / "result.json").read_text())
+    one = json.loads((tmp_path / "one" / "result.json").read_text())
+    assert ddp["world_size"] == 2 and one["world_size"] == 1
+    assert one["metrics"]["test_accuracy"] > 0.95
+    assert abs(ddp["metrics"]["test_accuracy"] - one["metrics"]["test_accuracy"]) < 0.01

@@ -1,0 +1,92 @@
+"""Run folders, config overrides, reuse and resume, result.json, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparsenets import cli, runs
+from sparsenets.errors import ConfigError
+from tests.conftest import FAIL_AT, Crash
+
+
+def test_set_parses_types_and_rejects_unknown_keys(toy_name) -> None:
+    exp = runs.get(toy_name)
+    cfg = runs.make_config(exp, quick=True, sets=["lr=0.5", "width=4"])
+    assert (cfg.steps, cfg.lr, cfg.width) == (20, 0.5, 4)
+    with pytest.raises(ConfigError, match="did you mean width"):
+        runs.make_config(exp, sets=["widht=3"])
+    with pytest.raises(ConfigError, match="expected a value of type int"):
+        runs.make_config(exp, sets=["width=wide"])
+    with pytest.raises(ConfigError, match="key=value"):
+        runs.make_config(exp, sets=["width"])
+
+
+def test_unknown_experiment_suggests_names(toy_name) -> None:
+    with pytest.raises(ConfigError, match="did you mean toy"):
+        runs.get("toyy")
+
+
+def test_run_writes_result_and_is_reused(tmp_path, toy_name) -> None:
+    run_dir, _ = runs.execute(toy_name, quick=True, root=tmp_path, seed=3)
+    assert run_dir.name.startswith("toy-") and run_dir.parent == tmp_path
+    stored = json.loads((run_dir / "result.json").read_text())
+    for key in ("experiment", "config", "metrics", "seconds", "seed", "versions"):
+        assert key in stored
+    assert stored["seed"] == 3 and stored["config"]["steps"] == 20
+    assert set(stored["versions"]) >= {"python", "torch", "sparsenets", "git_commit"}
+    again_dir, again = runs.execute(toy_name, quick=True, root=tmp_path, seed=3)
+    assert again_dir == run_dir and again == stored
+    other, _ = runs.execute(toy_name, quick=True, root=tmp_path, seed=4)
+    assert other != run_dir, "another seed gets another folder"
+
+
+def test_crashed_run_resumes_to_the_same_result(tmp_path, toy_name) -> None:
+    _, clean = runs.execute(toy_name, out=tmp_path / "clean")
+    FAIL_AT["step"] = 35
+    try:
+        with pytest.raises(Crash):
+            runs.execute(toy_name, out=tmp_path / "crash")
+    finally:
+        FAIL_AT["step"] = -1
+    assert not (tmp_path / "crash" / "result.json").exists()
+    _, resumed = runs.execute(toy_name, out=tmp_path / "crash")
+    assert resumed["metrics"] == clean["metrics"]
+    assert clean["metrics"]["accuracy"] > 0.8
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path, toy_name, capsys) -> None:
+    assert cli.main(["run", "no-such-thing"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown experiment" in err[0]
+    assert cli.main(["run", toy_name, "--set", "bogus=1", "--root", str(tmp_path)]) == 2
+    assert "no config key 'bogus'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "a rejected config writes nothing"
+
+
+def test_cli_corrupt_checkpoint_is_exit_2_and_keeps_files(tmp_path, toy_name, capsys) -> None:
+    out = tmp_path / "run"
+    assert cli.main(["run", toy_name, "--out", str(out)]) == 0
+    (out / "result.json").unlink()
+    ckpt = sorted((out / "checkpoints").glob("*.safetensors"))[-1]
+    ckpt.write_bytes(b"garbage")
+    before = sorted(p.name for p in out.rglob("*"))
+    assert cli.main(["run", toy_name, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sha256" in err[0]
+    assert sorted(p.name for p in out.rglob("*")) == before, "nothing in the run folder is lost"
+
+
+def test_out_folder_of_another_config_is_refused(tmp_path, toy_name) -> None:
+    runs.execute(toy_name, quick=True, out=tmp_path / "r")
+    with pytest.raises(ConfigError, match="another config"):
+        runs.execute(toy_name, out=tmp_path / "r")
+
+
+def test_cli_missing_dataset_is_exit_2_naming_the_install_command(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SPARSENETS_DATA", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("DEB_ROOT", str(tmp_path / "empty-root"))
+    assert cli.main(["run", "mlp-mnist", "--quick", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sparsenets data install mnist" in err[0]
