@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from sparsenets.errors import SparsenetsError
+from sparsenets.files import atomic_save_safetensors, atomic_write_bytes
 from sparsenets.train.callbacks import Callback, TrainState
-from sparsenets.train.checkpoint import atomic_write_bytes
 
 Masks = dict[str, torch.Tensor]
 SUFFIX = "_mask"
@@ -181,9 +181,7 @@ def save_masks(
     base = base.with_suffix("") if base.suffix in (".safetensors", ".json") else base
     base.parent.mkdir(parents=True, exist_ok=True)
     st = base.with_name(base.name + ".safetensors")
-    tmp = st.with_name(st.name + ".tmp")
-    save_file({k: v.detach().to("cpu", torch.bool).contiguous() for k, v in masks.items()}, str(tmp))
-    tmp.replace(st)
+    atomic_save_safetensors({k: v.detach().to("cpu", torch.bool).contiguous() for k, v in masks.items()}, st)
     sidecar = {"format": "sparsenets-masks/1", "report": sparsity_report(masks), "meta": dict(meta or {})}
     atomic_write_bytes(base.with_name(base.name + ".json"), json.dumps(sidecar, indent=2).encode())
     return st

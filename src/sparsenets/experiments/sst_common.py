@@ -1,0 +1,144 @@
+"""Shared wiring of the SST experiments: one function sets up any of full / SST / LoRA / ReLoRA* / GaLore on a
+model, plus callbacks that record gradient norms and step times. Registers no experiment."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from sparsenets.errors import ConfigError
+from sparsenets.spectral import (
+    GaLoreAdamW,
+    LoRAConfig,
+    ReLoRASchedule,
+    SSTConfig,
+    SSTSchedule,
+    convert,
+    convert_lora,
+    jagged_lr_lambda,
+    optimizer_state_numel,
+    select_linears,
+    trainable_parameters,
+)
+from sparsenets.train.callbacks import Callback, TrainState
+
+METHODS = ("full", "sst", "lora", "relora", "galore")
+
+
+class GradNormTrace(Callback):
+    """Global gradient norm of the trainable parameters every `every` steps, and wall time per step."""
+
+    def __init__(self, every: int = 5) -> None:
+        self.every, self.trace, self.step_times = every, [], []
+        self._t: float | None = None
+
+    def after_backward(self, state: TrainState) -> None:
+        if state.step % self.every == 0:
+            grads = [p.grad.norm() for p in state.module.parameters() if p.grad is not None]
+            self.trace.append([state.step, float(torch.stack(grads).norm())])
+
+    def after_step(self, state: TrainState) -> None:
+        now = time.perf_counter()
+        if self._t is not None:
+            self.step_times.append(now - self._t)
+        self._t = now
+
+    def on_eval(self, state: TrainState, metrics: dict[str, float]) -> None:
+        self._t = None  # the evaluation is not a training step
+
+    def median_step_time(self) -> float:
+        """Median seconds per training step (evaluations excluded)."""
+        return statistics.median(self.step_times) if self.step_times else float("nan")
+
+
+@dataclass
+class MethodSetup:
+    """What `prepare` returns: the optimizer, LR scheduler and callbacks to hand to the Trainer."""
+
+    optimizer: Any
+    scheduler: Any
+    callbacks: list[Callback] = field(default_factory=list)
+
+
+def prepare(
+    method: str,
+    model: nn.Module,
+    *,
+    rank: int,
+    targets: Sequence[str],
+    lr: float,
+    steps: int,
+    warmup: int,
+    sst_period: int,
+    restart_warmup: int,
+    relora_period: int,
+    seed: int,
+    iterations_per_round: int | None = None,
+    sst_kwargs: dict[str, Any] | None = None,
+) -> MethodSetup:
+    """Convert `model` in place for `method` and build its optimizer, schedule and callbacks.
+
+    Every method uses Adam(W) without weight decay, linear warm-up and cosine decay; SST adds a re-warm-up at each
+    iteration (T3 = `sst_period`) and ReLoRA* at each merge (`relora_period`).
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {METHODS}")
+    targets = tuple(targets)
+    restart, callbacks = 0, []
+    if method == "sst":
+        cfg = SSTConfig(
+            rank=rank,
+            targets=targets,
+            period=sst_period,
+            warmup=restart_warmup,
+            iterations_per_round=iterations_per_round,
+            **(sst_kwargs or {}),
+        )
+        convert(model, cfg)
+        callbacks.append(SSTSchedule(cfg, seed=seed))
+        restart = sst_period
+    elif method in ("lora", "relora"):
+        convert_lora(model, LoRAConfig(rank=rank, targets=targets))
+        if method == "relora":
+            callbacks.append(ReLoRASchedule(relora_period, seed=seed))
+            restart = relora_period
+    params = [p for p in model.parameters() if p.requires_grad]
+    if method == "galore":
+        weights = {id(m.weight) for m in select_linears(model, targets).values()}
+        groups = [
+            {"params": [p for p in params if id(p) in weights], "galore": True},
+            {"params": [p for p in params if id(p) not in weights]},
+        ]
+        opt: Any = GaLoreAdamW(groups, lr=lr, rank=rank, update_proj_gap=relora_period)
+    else:
+        opt = torch.optim.Adam(params, lr=lr)
+    factor = jagged_lr_lambda(steps, warmup, restart, restart_warmup if restart else 0)
+    return MethodSetup(opt, torch.optim.lr_scheduler.LambdaLR(opt, factor), callbacks)
+
+
+def training_state_bytes(model: nn.Module, optimizer: Any) -> int:
+    """Bytes of weights + buffers + gradients (one per trainable parameter) + optimizer state tensors."""
+    weights = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    state = 0
+    for st in getattr(optimizer, "state", {}).values():
+        state += sum(
+            v.numel() * v.element_size() for k, v in st.items() if isinstance(v, torch.Tensor) and k != "step"
+        )
+    return weights + grads + state
+
+
+def cost_summary(model: nn.Module, optimizer: Any, trace: GradNormTrace) -> dict[str, float]:
+    """Trainable parameters, optimizer-state scalars, training-state bytes and median step time."""
+    return {
+        "trainable_params": trainable_parameters(model),
+        "optimizer_state": optimizer_state_numel(optimizer),
+        "train_state_bytes": training_state_bytes(model, optimizer),
+        "step_time_s": trace.median_step_time(),
+    }

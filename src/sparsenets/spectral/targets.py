@@ -1,0 +1,55 @@
+"""PEFT-style layer selection shared by the SST and low-rank converters: match nn.Linear names, swap modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from sparsenets.errors import ConfigError
+
+
+def name_matches(name: str, target: str) -> bool:
+    """True when module `name` is `target` or ends with ".target" (so "q" matches "blocks.0.attn.q")."""
+    return name == target or name.endswith("." + target)
+
+
+def select_linears(
+    model: nn.Module, targets: Sequence[str], layer_type: type = nn.Linear
+) -> dict[str, nn.Module]:
+    """The `layer_type` modules of `model` whose names match any target, by qualified name.
+
+    Raises:
+        ConfigError: no targets given, or a target that matches no layer of that type.
+    """
+    if not targets:
+        raise ConfigError("no target layer names given; pass e.g. targets=('q', 'k', 'v', 'o', 'fc1', 'fc2')")
+    found = {n: m for n, m in model.named_modules() if isinstance(m, layer_type)}
+    chosen: dict[str, nn.Module] = {}
+    for t in targets:
+        hits = {n: m for n, m in found.items() if name_matches(n, t)}
+        if not hits:
+            names = ", ".join(sorted(found)[:8]) or "none"
+            raise ConfigError(
+                f"target {t!r} matches no {layer_type.__name__} in the model; its {layer_type.__name__} "
+                f"layers are: {names}{' ...' if len(found) > 8 else ''}"
+            )
+        chosen.update(hits)
+    return chosen
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put `new` where the submodule called `name` is (in place)."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def check_rank(rank: int, in_features: int, out_features: int, name: str) -> None:
+    """Raise a ConfigError unless 1 <= rank <= min(in, out)."""
+    k = min(in_features, out_features)
+    if not isinstance(rank, int) or not 1 <= rank <= k:
+        raise ConfigError(
+            f"rank {rank!r} is invalid for layer {name!r} ({in_features} -> {out_features}); "
+            f"use an integer in [1, {k}]"
+        )
