@@ -77,6 +77,21 @@ def test_current_masks_stay_pruned_and_rows_prune_whole_rows() -> None:
     assert bool(row_kept[top].all())
 
 
+def test_group_layouts_prune_whole_filters_with_their_bias() -> None:
+    from sparsenets.groups import GroupLayout
+    from sparsenets.tickets import LayoutGroups
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    layout = GroupLayout.of_layer(model, "0", "filter")
+    scores = magnitude_scores({"0.weight": model[0].weight})
+    masks = prune_by_scores(scores, 0.5, groups=LayoutGroups([layout]))
+    rows = prune_by_scores(scores, 0.5, groups=RowGroups({"0.weight": (8, 6)}))
+    assert torch.equal(masks["0.weight"], rows["0.weight"])
+    assert torch.equal(masks["0.bias"], rows["0.weight"].all(1))  # the bias of a pruned filter goes with it
+    assert int(masks["0.weight"].all(1).sum()) == 4
+
+
 def test_stacked_networks_are_pruned_independently() -> None:
     g = torch.Generator().manual_seed(0)
     s = {"a": torch.rand(3, 4, 5, generator=g), "b": torch.rand(3, 6, generator=g)}

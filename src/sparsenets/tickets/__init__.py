@@ -11,6 +11,7 @@ from sparsenets.tickets.grokking import first_crossing, grokking_times
 from sparsenets.tickets.imp import Level, iterative_magnitude_pruning, prunable_names
 from sparsenets.tickets.prune import (
     Groups,
+    LayoutGroups,
     RowGroups,
     level_rate,
     magnitude_scores,
@@ -24,6 +25,7 @@ from sparsenets.tickets.scores import grasp_scores, snip_scores, synflow_masks
 
 __all__ = [
     "Groups",
+    "LayoutGroups",
     "Level",
     "RowGroups",
     "SaveWeightsAt",

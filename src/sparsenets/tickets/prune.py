@@ -6,12 +6,13 @@ Counts are exact (top-k, ties broken by position), so a requested sparsity is me
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import torch
 
 from sparsenets.errors import SparsenetsError
+from sparsenets.groups import GroupLayout
 
 Tensors = Mapping[str, torch.Tensor]
 SCOPES = ("global", "layer")
@@ -49,6 +50,44 @@ class RowGroups:
             k: v.reshape(-1, *([1] * (len(self.shapes[k]) - 1))).expand(self.shapes[k]).clone()
             for k, v in keep.items()
         }
+
+
+class LayoutGroups:
+    """Groups from `sparsenets.groups` layouts (rows, channels, coupled conv+BN+next-layer slices); score = sum.
+
+    Each layout is one scope unit for `scope="layer"`; its group score sums the element scores of all its slices
+    (parameters missing from the scores contribute nothing), and a pruned group is removed from every slice.
+
+    Args:
+        layouts: the layouts, e.g. `[GroupLayout.of_layer(model, "fc1", "filter")]` or `coupled_layouts(...)`.
+    """
+
+    def __init__(self, layouts: Sequence[GroupLayout]) -> None:
+        self.layouts = {(lay.name or f"layout{i}") + f"#{i}": lay for i, lay in enumerate(layouts)}
+
+    def reduce(self, scores: Tensors) -> dict[str, torch.Tensor]:
+        """layout key → (m,) summed element scores per group."""
+        out = {}
+        for key, lay in self.layouts.items():
+            acc = torch.zeros(lay.m, dtype=torch.float64)
+            for mb in lay.members:
+                if mb.name not in scores:
+                    continue
+                x = scores[mb.name].double().reshape(mb.shape2)
+                dims = [d for d in range(x.dim()) if d != mb.axis]
+                per_pos = x.sum(dim=dims) if dims else x
+                sel = mb.ids >= 0
+                acc.index_add_(0, mb.ids[sel].cpu(), per_pos[sel].cpu())
+            out[key] = acc
+        return out
+
+    def expand(self, keep: Tensors) -> dict[str, torch.Tensor]:
+        """Element masks of every touched parameter (a slice is kept only if all its layouts keep it)."""
+        masks: dict[str, torch.Tensor] = {}
+        for key, lay in self.layouts.items():
+            for name, m in lay.masks(keep[key]).items():
+                masks[name] = masks[name] & m if name in masks else m
+        return masks
 
 
 def _check_rate(rate: float) -> None:
