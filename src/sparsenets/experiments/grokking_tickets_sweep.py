@@ -41,7 +41,7 @@ class Config:
     dense_snapshot_every: int = 2000  # the shared dense run keeps snapshots this often
     dense_steps: int = 20000  # the rate-sweep masks come from the dense run's last step...
     dense_max_steps: int = 30000  # ...extended until every seed passed 99% test
-    ticket_steps: int = 4000
+    ticket_steps: int = 3000
     eval_every: int = 50
     lr: float = 1e-3
     weight_decay: float = 1.0
