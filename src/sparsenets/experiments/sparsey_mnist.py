@@ -92,6 +92,7 @@ def evaluate(
     }
     readouts = {
         "label_nodes": LabelNodes(top, 10),
+        "label_nodes_norm": LabelNodes(top, 10, "normalised"),
         "nearest_code": NearestCode(1),
         "nearest_code5": NearestCode(5),
         "linear_probe": LinearProbe(top, 10),
@@ -154,7 +155,13 @@ def run(cfg: Config, ctx: RunContext) -> dict:
         )
     ctx.save_json("rows.json", rows)
     _figure(ctx, rows)
-    keys = ("acc_label_nodes", "acc_nearest_code", "acc_nearest_code5", "acc_linear_probe")
+    keys = (
+        "acc_label_nodes",
+        "acc_label_nodes_norm",
+        "acc_nearest_code",
+        "acc_nearest_code5",
+        "acc_linear_probe",
+    )
     best = {r["n_train"]: max(r[k] for k in keys) for r in rows}
     m: dict = {"rows": rows}
     for r in rows:
@@ -202,13 +209,14 @@ def _report(cfg: Config, rows: list[dict]) -> str:
         f"our option); readouts fit on training codes as {'recognised after storage' if cfg.readout_codes == 'recognise' else 'learned'}; "
         "one pass, one thread.",
         "",
-        "| train images | label nodes | nearest code | nearest 5 codes | linear probe | k-NN1 pixels | k-NN3 pixels | "
+        "| train images | label nodes | label nodes, P(label∣cell) | nearest code | nearest 5 codes | linear probe | k-NN1 pixels | k-NN3 pixels | "
         "learn s | within / between code overlap (± s.e.) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['n_train']} | {r['acc_label_nodes']:.3f} | {r['acc_nearest_code']:.3f} | "
+            f"| {r['n_train']} | {r['acc_label_nodes']:.3f} | {r['acc_label_nodes_norm']:.3f} | "
+            f"{r['acc_nearest_code']:.3f} | "
             f"{r['acc_nearest_code5']:.3f} | {r['acc_linear_probe']:.3f} | "
             f"{r['pixels_knn1']:.3f} | {r['pixels_knn3']:.3f} | {r['learn_s']:.1f} | "
             f"{r['overlap_within']:.2f} / {r['overlap_between']:.2f} (± {r['overlap_between_se']:.3f}) |"
