@@ -28,10 +28,12 @@ class Config:
     k1: int = 8
     band1: tuple[float, float] = (0.05, 0.7)
     q2: int = 16
-    k2: int = 64
+    k2: int = 16
+    grid2: tuple[int, int] = (3, 3)  # L2 macs; each sees the L1 macs within radius2 (normalised positions)
+    radius2: float | None = 0.4
     e_u: float = 1.0
-    inflection: float = 0.424
-    g_minus: float = 0.1
+    inflection: float = 0.85  # spec `alt`: 0.424; raised so few-pixel patch overlaps do not count as familiar
+    g_minus: float = 0.5  # spec: 0.1
     tie_break: str = "fixed"
     freeze: float | None = (
         None  # mac-level freezing (the spec's 0.5 lets one cell's union grow to the whole RF)
@@ -62,7 +64,7 @@ def evaluate(
         LevelSpec(cfg.q1, cfg.k1, cfg.band1),
         cfg.patch,
         cfg.stride,
-        [UpperLevel(LevelSpec(cfg.q2, cfg.k2, (0.0, 1.0)))],
+        [UpperLevel(LevelSpec(cfg.q2, cfg.k2, (0.0, 1.0)), tuple(cfg.grid2), cfg.radius2)],
         params=p,
         freeze_threshold=cfg.freeze,
         seed=seed,
@@ -75,7 +77,7 @@ def evaluate(
     test = net.recognise(xte)
     recog_s = time.perf_counter() - t0
     top = net.levels[-1].size
-    train_codes, test_codes = net.cells(res[-1], 1), net.cells(test[-1], 1)
+    train_codes, test_codes = net.cells(res[-1], 1), net.cells(test[-1], 1)  # top level: all L2 macs
     if cfg.readout_codes not in ("recognise", "learn"):
         raise ConfigError(f"readout_codes must be 'recognise' or 'learn', got {cfg.readout_codes!r}")
     if cfg.readout_codes == "recognise":  # what the finished memory returns for each training image
@@ -203,8 +205,8 @@ def _figure(ctx: RunContext, rows: list[dict]) -> None:
 def _report(cfg: Config, rows: list[dict]) -> str:
     lines = [
         f"2 levels: L1 {cfg.q1}×{cfg.k1} macs on {cfg.patch}×{cfg.patch} patches (stride {cfg.stride}) of "
-        f"{'skeletonised ' if cfg.skeleton else ''}binarised 28×28 digits; L2 one {cfg.q2}×{cfg.k2} mac over all "
-        f"L1 macs; `alt` CSA (e_U = {cfg.e_u}, inflection {cfg.inflection}, G⁻ = {cfg.g_minus}, {cfg.tie_break} "
+        f"{'skeletonised ' if cfg.skeleton else ''}binarised 28×28 digits; L2 a {cfg.grid2[0]}×{cfg.grid2[1]} grid of "
+        f"{cfg.q2}×{cfg.k2} macs, each over the L1 macs within radius {cfg.radius2}; `alt` CSA (e_U = {cfg.e_u}, inflection {cfg.inflection}, G⁻ = {cfg.g_minus}, {cfg.tie_break} "
         f"tie-break), mac freezing {cfg.freeze}, per-cell freezing {cfg.cell_freeze1} / {cfg.cell_freeze2} (L1 / L2, "
         f"our option); readouts fit on training codes as {'recognised after storage' if cfg.readout_codes == 'recognise' else 'learned'}; "
         "one pass, one thread.",
