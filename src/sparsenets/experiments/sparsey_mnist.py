@@ -29,8 +29,8 @@ class Config:
     band1: tuple[float, float] = (0.05, 0.7)
     q2: int = 16
     k2: int = 16
-    grid2: tuple[int, int] = (3, 3)  # L2 macs; each sees the L1 macs within radius2 (normalised positions)
-    radius2: float | None = 0.4
+    grid2: tuple[int, int] = (4, 4)  # L2 macs; each sees the L1 macs within radius2 (normalised positions)
+    radius2: float | None = 0.3
     e_u: float = 1.0
     inflection: float = 0.85  # spec `alt`: 0.424; raised so few-pixel patch overlaps do not count as familiar
     g_minus: float = 0.5  # spec: 0.1
