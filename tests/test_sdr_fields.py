@@ -62,3 +62,21 @@ def test_skeleton_of_a_bar_is_one_pixel_wide() -> None:
     assert torch.all(cols == 1), cols  # one pixel per interior column
     with pytest.raises(SparsenetsError, match="images"):
         binarise(torch.zeros(4, 4))
+
+
+def test_deskew_straightens_a_slanted_stroke() -> None:
+    from sparsenets.sdr.preprocess import deskew
+
+    img = torch.zeros(1, 1, 28, 28)
+    for r in range(4, 24):
+        c = 8 + (r - 4) // 2  # a stroke leaning right by 1 column per 2 rows
+        img[0, 0, r, c : c + 2] = 1.0
+
+    def covariance(x: torch.Tensor) -> float:
+        ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+        m = x.sum()
+        cy, cx = (x * ys).sum() / m, (x * xs).sum() / m
+        return ((x * (ys - cy) * (xs - cx)).sum() / m).item()
+
+    before, after = covariance(img[0, 0]), covariance(deskew(img)[0, 0])
+    assert before > 10 and abs(after) < 0.05 * before
