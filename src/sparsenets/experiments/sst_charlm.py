@@ -284,7 +284,7 @@ def summarise(
     rank = cfg.d // cfg.rank_divisors[0]
     for method in cfg.methods:
         sel = chosen(method, rank)
-        if sel:
+        if sel and sel[0]["grad_norm"]:
             steps, norms = zip(*sel[0]["grad_norm"])
             ax[0].plot(steps, norms, label=method, lw=0.8)
             cs, cv = zip(*sel[0]["curve"])

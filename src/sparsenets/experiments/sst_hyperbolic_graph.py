@@ -236,8 +236,9 @@ def run(cfg: Config, ctx: RunContext) -> dict:
                 f"{first['step_time_s'] * 1e3:.1f} |"
             )
             ctx.log(f"{task} {method}: lr {lr:g}, test {mean:.4f} ± {std:.4f}")
-            steps_, norms = zip(*first["grad_norm"])
-            ax.plot(steps_, norms, label=method, lw=0.8)
+            if first["grad_norm"]:  # empty only when a finished sub-run was resumed after a crash
+                steps_, norms = zip(*first["grad_norm"])
+                ax.plot(steps_, norms, label=method, lw=0.8)
         ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{task} (seed {seeds[0]})")
         ax.legend()
         if {"sst", "lora", "relora"} <= set(means):
