@@ -11,15 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from prox_reference import (
-    conjugate,
-    gap_condition,
-    group_sq_norms,
-    prox_by_enumeration,
-    prox_objective,
-    sef_closed_form,
-    wgsef_value_ref,
-)
 from sparsenets.errors import SparsenetsError
 from sparsenets.prox import (
     root_bisect,
@@ -28,6 +19,15 @@ from sparsenets.prox import (
     wgsef_multipliers,
     wgsef_prox,
     wgsef_value,
+)
+from tests.prox_reference import (
+    conjugate,
+    gap_condition,
+    group_sq_norms,
+    prox_by_enumeration,
+    prox_objective,
+    sef_closed_form,
+    wgsef_value_ref,
 )
 
 
