@@ -175,3 +175,24 @@ def test_bad_layouts_and_blocks_get_clear_errors() -> None:
     other = LeNet5(width=0.5)
     with pytest.raises(SparsenetsError, match="not in the wrapped optimizer"):
         ProxOptimizer(torch.optim.SGD(other.parameters(), lr=0.1), [ProxBlock(lay, 2, 0.1)])
+
+
+def test_prox_step_is_deterministic_so_ddp_ranks_stay_identical() -> None:
+    """Two replicas with identical parameters and gradients stay bitwise identical (what DDP relies on)."""
+    torch.manual_seed(4)
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    replicas = [LeNet5(width=0.5) for _ in range(2)]
+    replicas[1].load_state_dict(replicas[0].state_dict())
+    opts = []
+    for model in replicas:
+        blocks = [ProxBlock(lay, 0.3, 2.0, prox=PROXES["wgsef"]) for lay in coupled_layouts(model, x[:1])]
+        opts.append(
+            ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), blocks, select=topk_multipliers)
+        )
+    for _ in range(3):
+        for model, opt in zip(replicas, opts):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    for p, q in zip(replicas[0].parameters(), replicas[1].parameters()):
+        assert torch.equal(p, q)
