@@ -25,7 +25,7 @@ class Config:
     train_frac: float = 0.4
     pairs: str = "le"
     seeds: int = 3
-    rates: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    rates: tuple[float, ...] = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
     rates_no_wd: tuple[float, ...] = (
         0.1,
         0.3,
@@ -41,7 +41,7 @@ class Config:
     dense_snapshot_every: int = 2000  # the shared dense run keeps snapshots this often
     dense_steps: int = 20000  # the rate-sweep masks come from the dense run's last step...
     dense_max_steps: int = 30000  # ...extended until every seed passed 99% test
-    ticket_steps: int = 3000
+    ticket_steps: int = 1500
     eval_every: int = 50
     lr: float = 1e-3
     weight_decay: float = 1.0
