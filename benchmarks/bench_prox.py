@@ -27,15 +27,18 @@ from sparsenets.prox.wgsef import wgsef_multipliers
 OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
 
 
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    """Minimum wall time of `repeat` calls after one warm-up (seconds)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def best_times(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Minimum wall time (seconds) of each function over `repeat` rounds after one warm-up; the functions are
+    interleaved within each round so that background load on a shared machine hits them alike."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
 
 
 def sort_based_prox(x: torch.Tensor, k: int, tau: float, groups: torch.Tensor | None) -> torch.Tensor:
@@ -75,10 +78,12 @@ def main() -> None:
             x, groups, m = make_case(layout, n, gen)
             k = max(1, m // 10)
             repeat = args.repeat if n < 10**7 else max(3, args.repeat // 2)
-            t_pass = best_time(lambda x=x: x.mul(2), repeat)
-            t_ours = best_time(lambda x=x, g=groups, k=k: wgsef_prox(x, k, args.tau, groups=g), repeat)
-            t_sort = best_time(
-                lambda x=x, g=groups, k=k: sort_based_prox(x, k, args.tau, g), max(1, repeat // 2)
+            t_pass, t_ours = best_times(
+                [lambda x=x: x.mul(2), lambda x=x, g=groups, k=k: wgsef_prox(x, k, args.tau, groups=g)],
+                repeat,
+            )
+            (t_sort,) = best_times(
+                [lambda x=x, g=groups, k=k: sort_based_prox(x, k, args.tau, g)], max(1, repeat // 3)
             )
             kept = int(
                 torch.count_nonzero(wgsef_multipliers(group_norms(x, resolve_layout(x, groups)), k, args.tau))
