@@ -196,3 +196,16 @@ def test_prox_step_is_deterministic_so_ddp_ranks_stay_identical() -> None:
             opt.step()
     for p, q in zip(replicas[0].parameters(), replicas[1].parameters()):
         assert torch.equal(p, q)
+
+
+def test_masks_and_sizes_follow_the_groups() -> None:
+    model = LeNet5(width=0.5)
+    lay = coupled_layouts(model, torch.randn(1, 1, 28, 28))[1]  # conv2 filters + bias + fc1 input columns
+    keep = torch.zeros(lay.m, dtype=torch.bool)
+    keep[[0, 5]] = True
+    masks = lay.masks(keep)
+    assert masks["3.weight"].shape == model[3].weight.shape
+    assert masks["3.weight"][[0, 5]].all() and not masks["3.weight"][1].any()
+    assert masks["7.weight"][:, :16].all() and not masks["7.weight"][:, 16:80].any()
+    per_group = 10 * 25 + 1 + model[7].out_features * 16  # filter + bias + 16 fc1 columns
+    assert lay.sizes().tolist() == [float(per_group)] * lay.m
