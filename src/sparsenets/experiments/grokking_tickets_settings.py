@@ -106,6 +106,23 @@ def finish(
             f"| {G.fmt_steps([r['t_gen'] for r in rows], caps[name])} | {best} | {final} |"
         )
     sp = G.log_speedup(t_gen["dense"], t_gen["ticket"])
+    at = [caps["ticket"] * i // 5 for i in range(1, 6)]
+    matched = {
+        name: [
+            [next((r["test_accuracy"] for r in h if r["step"] == st), None) for h in runs[name]] for st in at
+        ]
+        for name in runs
+    }
+    lines += [
+        "",
+        "Test accuracy at matched steps (per seed):",
+        "",
+        "| step | " + " | ".join(runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
+    for i, st in enumerate(at):
+        cells = [", ".join("—" if v is None else f"{v:.3f}" for v in matched[name][i]) for name in runs]
+        lines.append(f"| {st} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "| paper's claim | measured here | agrees |",
@@ -115,7 +132,13 @@ def finish(
         + f" | {'yes' if sooner else '**no**'} |",
     ]
     ctx.write_report("\n".join(lines) + "\n")
-    return {"summary": summary, "t_gen_mean": t_gen, "speedup": sp, "ticket_sooner_every_seed": sooner}
+    return {
+        "summary": summary,
+        "t_gen_mean": t_gen,
+        "speedup": sp,
+        "ticket_sooner_every_seed": sooner,
+        "test_at_matched_steps": {"steps": at, **matched},
+    }
 
 
 @dataclass
