@@ -3,32 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import pytest
 import torch
-
-try:  # the data layer lands on main separately; until then a local fixture with the same API stands in
-    import sparsenets.data
-except ImportError:
-    import sparsenets
-
-    def _load(
-        name: str, split: str = "train", p: int = 67, op: str = "add", train_frac: float = 0.4, seed: int = 0
-    ):
-        assert name == "modular" and op == "add"
-        a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-        x, y = torch.stack([a.reshape(-1), b.reshape(-1)], 1), (a + b).reshape(-1) % p
-        perm = torch.randperm(p * p, generator=torch.Generator().manual_seed(seed))
-        n = int(train_frac * p * p)
-        idx = perm[:n] if split == "train" else perm[n:]
-        return x[idx], y[idx]
-
-    stub = types.ModuleType("sparsenets.data")
-    stub.load = _load
-    sys.modules["sparsenets.data"] = stub
-    sparsenets.data = stub
 
 from sparsenets.experiments import _grokking as G
 from sparsenets.masks import attach_masks, load_masks

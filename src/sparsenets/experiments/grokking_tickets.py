@@ -186,8 +186,12 @@ def plot_tgen_bars(ctx: RunContext, summary: dict, cfg: Config, dense_steps: int
 
 
 def build_metrics(cfg: Config, summary: dict, ratios: dict, dense_steps: int) -> dict:
-    """Means over seeds and the acceptance checks of issue 4 (a dense seed that never generalized counts at its
-    last step, which makes the speedup a lower bound)."""
+    """Means over seeds and the acceptance checks of issue 4.
+
+    A grokked ticket exists only for seeds whose dense net generalized before the mask step ("grokked seeds"); the
+    speedup and the "slower than the ticket" checks are judged on those seeds, a control counting as slower on a
+    seed when it never generalized or generalized later than that seed's ticket.
+    """
     mean = {
         name: {
             k: G.mean_or_none([r[k] for r in rows])
@@ -195,15 +199,23 @@ def build_metrics(cfg: Config, summary: dict, ratios: dict, dense_steps: int) ->
         }
         for name, rows in summary.items()
     }
-    tg = {name: m["t_gen"] for name, m in mean.items()}
-    ticket = tg["ticket"]
+    grokked = [i for i, r in enumerate(summary["dense"]) if r["t_gen"] is not None]
+    tickets = [summary["ticket"][i]["t_gen"] for i in grokked]
+    ok = bool(grokked) and all(t is not None for t in tickets)
 
     def slower(name: str) -> bool:
-        # slower = every seed either never generalized or generalized later than the ticket's mean
-        return ticket is not None and all(r["t_gen"] is None or r["t_gen"] > ticket for r in summary[name])
+        rows = summary[name]
+        return ok and all(
+            rows[i]["t_gen"] is None or rows[i]["t_gen"] > summary["ticket"][i]["t_gen"] for i in grokked
+        )
 
-    dense_capped = [r["t_gen"] if r["t_gen"] is not None else dense_steps for r in summary["dense"]]
-    speedup = G.log_speedup(sum(dense_capped) / len(dense_capped), ticket)
+    speedup = (
+        G.log_speedup(
+            sum(summary["dense"][i]["t_gen"] for i in grokked) / len(grokked), sum(tickets) / len(tickets)
+        )
+        if ok
+        else None
+    )
     checks = {
         "ticket_10x_sooner_than_dense": speedup is not None and speedup >= 10,
         "random_does_not_generalize": all(r["t_gen"] is None for r in summary["random"]),
@@ -214,11 +226,10 @@ def build_metrics(cfg: Config, summary: dict, ratios: dict, dense_steps: int) ->
     return {
         "mean": mean,
         "per_seed": summary,
+        "grokked_seeds": grokked,
         "speedup_t_gen": speedup,
-        "speedup_is_lower_bound": any(r["t_gen"] is None for r in summary["dense"]),
-        "speedup_per_seed": [G.log_speedup(d, r["t_gen"]) for d, r in zip(dense_capped, summary["ticket"])],
-        "mask_after_dense_t_gen": [
-            r["t_gen"] is not None and r["t_gen"] <= dense_steps for r in summary["dense"]
+        "speedup_per_seed": [
+            G.log_speedup(d["t_gen"], t["t_gen"]) for d, t in zip(summary["dense"], summary["ticket"])
         ],
         "norm_ratio_l1": ratios[1.0].tolist(),
         "norm_ratio_l2": ratios[2.0].tolist(),
@@ -248,12 +259,10 @@ def report(cfg: Config, summary: dict, metrics: dict, ratios: dict, mask0: dict)
             f"| {G.fmt_steps([r['t_gen99'] for r in rows], cap(name))} | {tau} | {m['final_train']:.3f} | {m['final_test']:.3f} |"
         )
     ck, sp = metrics["checks"], metrics["speedup_t_gen"]
-    lb = "≥ " if metrics["speedup_is_lower_bound"] else ""
-    note = f"; dense seeds that never reached 95% counted at step {metrics['dense_steps']}" if lb else ""
-    per = [
-        (v, "≥ " if r["t_gen"] is None else "") for v, r in zip(metrics["speedup_per_seed"], summary["dense"])
-    ]
-    early = [i for i, ok in enumerate(metrics["mask_after_dense_t_gen"]) if not ok]
+    grokked = metrics["grokked_seeds"]
+    on = f"on the {len(grokked)} seed(s) {grokked} whose dense net generalized"
+    per = ", ".join(f"{v:.0f}×" if v else "n/a" for v in metrics["speedup_per_seed"])
+    early = [i for i in range(cfg.seeds) if i not in grokked]
     yes = lambda b: "yes" if b else "**no**"  # noqa: E731
     lines += [
         "",
@@ -262,10 +271,10 @@ def report(cfg: Config, summary: dict, metrics: dict, ratios: dict, mask0: dict)
         "| paper's claim | measured here | agrees |",
         "|---|---|---|",
         f"| grokked ticket generalizes much sooner than dense (faithful CPU run: 8,100 vs 350 steps, 23×) | "
-        f"{lb}{f'{sp:.0f}×' if sp else 'n/a'} sooner (ratio of mean t_gen{note}); per seed "
-        + ", ".join(f"{lb_s}{v:.0f}×" if v else "n/a" for v, lb_s in per)
-        + f" | {yes(ck['ticket_10x_sooner_than_dense'])} (≥ 10×) |",
+        f"{f'{sp:.0f}×' if sp else 'n/a'} sooner (ratio of mean t_gen {on}); per seed {per}"
+        f" | {yes(ck['ticket_10x_sooner_than_dense'])} (≥ 10×) |",
         f"| random mask at the same k does not generalize | final test {metrics['mean']['random']['final_test']:.3f} | {yes(ck['random_does_not_generalize'])} |",
+        f"| (the checks below compare each control with the ticket of the same seed, {on}) | | |",
         f"| a mask from the memorization phase (t={cfg.mem_step}) is slower than the grokked ticket | "
         f"t_gen {G.fmt_steps([r['t_gen'] for r in summary['memorization']], cfg.control_steps)} | {yes(ck['memorization_slower'])} |",
         f"| norm-matched dense (L1, L2) is slower than the ticket: the speedup is not a weight-norm effect | "

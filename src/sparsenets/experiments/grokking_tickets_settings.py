@@ -153,7 +153,7 @@ class TransformerConfig:
     rate: float = 0.6
     dense_steps: int = 8000
     dense_max_steps: int = 12000
-    ticket_steps: int = 1500
+    ticket_steps: int = 4000
     eval_every: int = 50
     lr: float = 1e-3
     weight_decay: float = 1.0
@@ -197,7 +197,7 @@ class MnistConfig:
     init_scale: float = 8.0
     dense_steps: int = 20000
     dense_max_steps: int = 20000
-    ticket_steps: int = 5000
+    ticket_steps: int = 16000
     threshold: float = 0.85  # 1000 images cap test accuracy near 0.9, so 95% is out of reach
     eval_every: int = 50
     lr: float = 1e-3
