@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 METHODS = ("full", "sst", "lora", "galore")
 D, LAYERS, BATCH, CONTEXT, VOCAB = 256, 2, 16, 128, 80
@@ -30,6 +31,7 @@ def child(method: str, steps: int) -> dict:
     from sparsenets.experiments.sst_common import prepare, training_state_bytes
     from sparsenets.models.char_transformer import CharTransformer
     from sparsenets.spectral import optimizer_state_numel, trainable_parameters
+    from sparsenets.train import TrainState
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -45,8 +47,9 @@ def child(method: str, steps: int) -> dict:
         setup.optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(model(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten()).backward()
         setup.optimizer.step()
+        state = TrainState(step=step + 1, module=model, trainer=SimpleNamespace(optimizer=setup.optimizer))
         for cb in setup.callbacks:  # the SST projection and (every 5 steps) resampling are part of the cost
-            cb.after_step(type("S", (), {"step": step + 1, "module": model, "trainer": setup})())
+            cb.after_step(state)
         if step >= 3:
             times.append(time.perf_counter() - t)
     return {

@@ -263,3 +263,24 @@ def test_bad_input_gets_one_clear_error(kwargs: dict, match: str) -> None:
     args = {"x": torch.ones(10, 2), "k": 3, "tau": 0.1, **kwargs}
     with pytest.raises(SparsenetsError, match=match):
         wgsef_prox(**args)
+
+
+def test_toy_least_squares_group_count_falls_toward_k_as_lambda_grows() -> None:
+    """The spec's derived toy: 20 groups × 5, 4 true groups, k = 4, exact prox-gradient to convergence."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200, 100, generator=g, dtype=torch.float64)
+    truth = torch.zeros(20, 5, dtype=torch.float64)
+    truth[[2, 7, 11, 16]] = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    b = a @ truth.reshape(-1) + 0.1 * torch.randn(200, generator=g, dtype=torch.float64)
+    step = 1.0 / float(torch.linalg.matrix_norm(a, ord=2) ** 2)
+    counts = []
+    for lam in (1e-2, 10.0, 1e3, 1e5):
+        theta = torch.zeros(100, dtype=torch.float64)
+        for _ in range(1200):
+            theta = wgsef_prox((theta - step * a.T @ (a @ theta - b)).reshape(20, 5), 4, step * lam).reshape(
+                -1
+            )
+        nonzero = torch.nonzero(theta.reshape(20, 5).norm(dim=1)).flatten().tolist()
+        counts.append(len(nonzero))
+    assert counts == sorted(counts, reverse=True) and counts[0] > 4, counts
+    assert nonzero == [2, 7, 11, 16]

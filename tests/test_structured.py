@@ -11,6 +11,7 @@ from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout, coupled_layouts
 from sparsenets.models.cnn import VGG16BN, LeNet5
 from sparsenets.optim import ProxBlock, ProxOptimizer
+from sparsenets.prox import PROXES, topk_multipliers
 from sparsenets.train import TensorBatches, Trainer
 
 
@@ -79,8 +80,9 @@ def test_residual_channels_are_tied_across_the_add() -> None:
 
 
 def _train_prox(model: nn.Module, x: torch.Tensor, y: torch.Tensor, penalty: str, steps: int = 12):
-    blocks = [ProxBlock(lay, 0.5, 0.5, penalty=penalty) for lay in coupled_layouts(model, x[:1])]
-    opt = ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), blocks, warmup_steps=4)
+    blocks = [ProxBlock(lay, 0.5, 0.5, prox=PROXES[penalty]) for lay in coupled_layouts(model, x[:1])]
+    sgd = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = ProxOptimizer(sgd, blocks, select=topk_multipliers, warmup_steps=4)
     trainer = Trainer(
         model,
         opt,
@@ -166,6 +168,44 @@ def test_bad_layouts_and_blocks_get_clear_errors() -> None:
         ProxBlock(lay, 1.5, 0.1)
     with pytest.raises(SparsenetsError, match="lam"):
         ProxBlock(lay, 2, -1.0)
+    with pytest.raises(SparsenetsError, match="prox must be a function"):
+        ProxBlock(lay, 2, 0.1, prox="wgsef")
+    with pytest.raises(SparsenetsError, match="needs a selection"):
+        ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), [ProxBlock(lay, 2, 0.1)]).finalize()
     other = LeNet5(width=0.5)
     with pytest.raises(SparsenetsError, match="not in the wrapped optimizer"):
         ProxOptimizer(torch.optim.SGD(other.parameters(), lr=0.1), [ProxBlock(lay, 2, 0.1)])
+
+
+def test_prox_step_is_deterministic_so_ddp_ranks_stay_identical() -> None:
+    """Two replicas with identical parameters and gradients stay bitwise identical (what DDP relies on)."""
+    torch.manual_seed(4)
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    replicas = [LeNet5(width=0.5) for _ in range(2)]
+    replicas[1].load_state_dict(replicas[0].state_dict())
+    opts = []
+    for model in replicas:
+        blocks = [ProxBlock(lay, 0.3, 2.0, prox=PROXES["wgsef"]) for lay in coupled_layouts(model, x[:1])]
+        opts.append(
+            ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), blocks, select=topk_multipliers)
+        )
+    for _ in range(3):
+        for model, opt in zip(replicas, opts):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    for p, q in zip(replicas[0].parameters(), replicas[1].parameters()):
+        assert torch.equal(p, q)
+
+
+def test_masks_and_sizes_follow_the_groups() -> None:
+    model = LeNet5(width=0.5)
+    lay = coupled_layouts(model, torch.randn(1, 1, 28, 28))[1]  # conv2 filters + bias + fc1 input columns
+    keep = torch.zeros(lay.m, dtype=torch.bool)
+    keep[[0, 5]] = True
+    masks = lay.masks(keep)
+    assert masks["3.weight"].shape == model[3].weight.shape
+    assert masks["3.weight"][[0, 5]].all() and not masks["3.weight"][1].any()
+    assert masks["7.weight"][:, :16].all() and not masks["7.weight"][:, 16:80].any()
+    per_group = 10 * 25 + 1 + model[7].out_features * 16  # filter + bias + 16 fc1 columns
+    assert lay.sizes().tolist() == [float(per_group)] * lay.m

@@ -12,7 +12,7 @@ from sparsenets import data
 from sparsenets.errors import ConfigError
 from sparsenets.runs import RunContext, experiment
 from sparsenets.sdr import CSAParams, LabelNodes, LevelSpec, LinearProbe, NearestCode, SparseyNet, UpperLevel
-from sparsenets.sdr.preprocess import binarise, skeletonise
+from sparsenets.sdr.preprocess import binarise, deskew, skeletonise
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Config:
 
     per_class: tuple[int, ...] = (20, 50, 100, 200)  # training images per class (first of each class)
     full: bool = True  # also train on all 60000
+    deskew: bool = True  # moment-based shear before binarising (k-NN gets the same pixels)
     skeleton: bool = False
     patch: int = 7
     stride: int = 3
@@ -28,10 +29,12 @@ class Config:
     k1: int = 8
     band1: tuple[float, float] = (0.05, 0.7)
     q2: int = 16
-    k2: int = 64
+    k2: int = 16
+    grid2: tuple[int, int] = (4, 4)  # L2 macs; each sees the L1 macs within radius2 (normalised positions)
+    radius2: float | None = 0.3
     e_u: float = 1.0
-    inflection: float = 0.424
-    g_minus: float = 0.1
+    inflection: float = 0.85  # spec `alt`: 0.424; raised so few-pixel patch overlaps do not count as familiar
+    g_minus: float = 0.5  # spec: 0.1
     tie_break: str = "fixed"
     freeze: float | None = (
         None  # mac-level freezing (the spec's 0.5 lets one cell's union grow to the whole RF)
@@ -62,7 +65,7 @@ def evaluate(
         LevelSpec(cfg.q1, cfg.k1, cfg.band1),
         cfg.patch,
         cfg.stride,
-        [UpperLevel(LevelSpec(cfg.q2, cfg.k2, (0.0, 1.0)))],
+        [UpperLevel(LevelSpec(cfg.q2, cfg.k2, (0.0, 1.0)), tuple(cfg.grid2), cfg.radius2)],
         params=p,
         freeze_threshold=cfg.freeze,
         seed=seed,
@@ -75,7 +78,7 @@ def evaluate(
     test = net.recognise(xte)
     recog_s = time.perf_counter() - t0
     top = net.levels[-1].size
-    train_codes, test_codes = net.cells(res[-1], 1), net.cells(test[-1], 1)
+    train_codes, test_codes = net.cells(res[-1], 1), net.cells(test[-1], 1)  # top level: all L2 macs
     if cfg.readout_codes not in ("recognise", "learn"):
         raise ConfigError(f"readout_codes must be 'recognise' or 'learn', got {cfg.readout_codes!r}")
     if cfg.readout_codes == "recognise":  # what the finished memory returns for each training image
@@ -92,6 +95,7 @@ def evaluate(
     }
     readouts = {
         "label_nodes": LabelNodes(top, 10),
+        "label_nodes_norm": LabelNodes(top, 10, "normalised"),
         "nearest_code": NearestCode(1),
         "nearest_code5": NearestCode(5),
         "linear_probe": LinearProbe(top, 10),
@@ -123,11 +127,11 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     """Accuracy of three readouts against training size, with k-NN on the same images."""
     torch.set_num_threads(cfg.threads)
     train, test = data.load("mnist", split="train"), data.load("mnist", split="test")
-    btr, bte = binarise(train.x), binarise(test.x)
+    xtr, xte, yte = train.x, test.x, test.y
     if cfg.test_limit:
-        bte, yte = bte[: cfg.test_limit], test.y[: cfg.test_limit]
-    else:
-        yte = test.y
+        xte, yte = xte[: cfg.test_limit], yte[: cfg.test_limit]
+    raw_tr, raw_te = binarise(xtr), binarise(xte)
+    btr, bte = (binarise(deskew(xtr)), binarise(deskew(xte))) if cfg.deskew else (raw_tr, raw_te)
     str_, ste = (skeletonise(btr), skeletonise(bte)) if cfg.skeleton else (btr, bte)
     sizes = [_subset(train.y, pc) for pc in cfg.per_class]
     if cfg.full:
@@ -140,6 +144,9 @@ def run(cfg: Config, ctx: RunContext) -> dict:
         row.update(
             {f"pixels_{k}": v for k, v in knn(btr[idx].flatten(1), train.y[idx], bte.flatten(1), yte).items()}
         )
+        if cfg.deskew:  # k-NN on the raw binarised pixels too
+            raw = knn(raw_tr[idx].flatten(1), train.y[idx], raw_te.flatten(1), yte)
+            row.update({f"raw_pixels_{k}": v for k, v in raw.items()})
         if cfg.skeleton:
             row.update(
                 {
@@ -154,7 +161,13 @@ def run(cfg: Config, ctx: RunContext) -> dict:
         )
     ctx.save_json("rows.json", rows)
     _figure(ctx, rows)
-    keys = ("acc_label_nodes", "acc_nearest_code", "acc_nearest_code5", "acc_linear_probe")
+    keys = (
+        "acc_label_nodes",
+        "acc_label_nodes_norm",
+        "acc_nearest_code",
+        "acc_nearest_code5",
+        "acc_linear_probe",
+    )
     best = {r["n_train"]: max(r[k] for k in keys) for r in rows}
     m: dict = {"rows": rows}
     for r in rows:
@@ -178,6 +191,7 @@ def _figure(ctx: RunContext, rows: list[dict]) -> None:
         ("acc_linear_probe", "Sparsey: linear probe"),
         ("pixels_knn1", "k-NN (k=1) binary pixels"),
         ("pixels_knn3", "k-NN (k=3) binary pixels"),
+        ("raw_pixels_knn1", "k-NN (k=1) binary pixels, not deskewed"),
         ("skeleton_knn1", "k-NN (k=1) skeleton pixels"),
     ]:
         if key in rows[0]:
@@ -194,28 +208,32 @@ def _figure(ctx: RunContext, rows: list[dict]) -> None:
 
 
 def _report(cfg: Config, rows: list[dict]) -> str:
+    pre = ("skeletonised " if cfg.skeleton else "") + ("deskewed, " if cfg.deskew else "")
+    readout = "recognised after storage" if cfg.readout_codes == "recognise" else "learned"
     lines = [
-        f"2 levels: L1 {cfg.q1}×{cfg.k1} macs on {cfg.patch}×{cfg.patch} patches (stride {cfg.stride}) of "
-        f"{'skeletonised ' if cfg.skeleton else ''}binarised 28×28 digits; L2 one {cfg.q2}×{cfg.k2} mac over all "
-        f"L1 macs; `alt` CSA (e_U = {cfg.e_u}, inflection {cfg.inflection}, G⁻ = {cfg.g_minus}, {cfg.tie_break} "
-        f"tie-break), mac freezing {cfg.freeze}, per-cell freezing {cfg.cell_freeze1} / {cfg.cell_freeze2} (L1 / L2, "
-        f"our option); readouts fit on training codes as {'recognised after storage' if cfg.readout_codes == 'recognise' else 'learned'}; "
-        "one pass, one thread.",
+        f"2 levels: L1 {cfg.q1}×{cfg.k1} macs on {cfg.patch}×{cfg.patch} patches (stride {cfg.stride}) of {pre}"
+        f"binarised 28×28 digits; L2 a {cfg.grid2[0]}×{cfg.grid2[1]} grid of {cfg.q2}×{cfg.k2} macs, each over "
+        f"the L1 macs within radius {cfg.radius2}; `alt` CSA (e_U = {cfg.e_u}, inflection {cfg.inflection}, "
+        f"G⁻ = {cfg.g_minus}, {cfg.tie_break} tie-break), mac freezing {cfg.freeze}, per-cell freezing "
+        f"{cfg.cell_freeze1} / {cfg.cell_freeze2} (L1 / L2, our option); readouts fit on training codes as "
+        f"{readout}; one pass, one thread. k-NN (Hamming) uses the same {pre}binarised pixels and the same images.",
         "",
-        "| train images | label nodes | nearest code | nearest 5 codes | linear probe | k-NN1 pixels | k-NN3 pixels | "
-        "learn s | within / between code overlap (± s.e.) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| train images | label nodes | label nodes P(label∣cell) | nearest code | nearest 5 codes | linear probe "
+        "| k-NN1 pixels | k-NN3 pixels | k-NN1 raw pixels | learn s | within / between code overlap (± s.e.) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        raw = f"{r['raw_pixels_knn1']:.3f}" if "raw_pixels_knn1" in r else "—"
         lines.append(
-            f"| {r['n_train']} | {r['acc_label_nodes']:.3f} | {r['acc_nearest_code']:.3f} | "
-            f"{r['acc_nearest_code5']:.3f} | {r['acc_linear_probe']:.3f} | "
-            f"{r['pixels_knn1']:.3f} | {r['pixels_knn3']:.3f} | {r['learn_s']:.1f} | "
+            f"| {r['n_train']} | {r['acc_label_nodes']:.3f} | {r['acc_label_nodes_norm']:.3f} | "
+            f"{r['acc_nearest_code']:.3f} | {r['acc_nearest_code5']:.3f} | {r['acc_linear_probe']:.3f} | "
+            f"{r['pixels_knn1']:.3f} | {r['pixels_knn3']:.3f} | {raw} | {r['learn_s']:.1f} | "
             f"{r['overlap_within']:.2f} / {r['overlap_between']:.2f} (± {r['overlap_between_se']:.3f}) |"
         )
     lines += [
         "",
-        "Paper's claim (sparsey.com): 91% at 200 images/class, 220 s single-thread learning. "
-        "Measured above; where Sparsey trails k-NN on the same images, it does.",
+        "Paper's claim (sparsey.com): 91% at 200 images/class with 220 s single-thread learning (2 levels, "
+        "16×24 skeletonised input, label readout). Measured above on the 10000 test images; where Sparsey trails "
+        "k-NN on the same images, it does, and the label-node readout is well below the linear probe.",
     ]
     return "\n".join(lines)

@@ -23,12 +23,13 @@ from sparsenets.sdr.preprocess import binarise
 
 @dataclass
 class Config:
-    """Single mac with a horizontal bundle over 14×14 binarised MNIST frames."""
+    """Single mac with a horizontal bundle over binarised MNIST frames."""
 
     length: int = 6
     counts: tuple[int, ...] = (5, 10, 20, 40, 80)  # numbers of stored sequences
-    q: int = 12
-    k: int = 32
+    pool: int = 1  # average-pool factor before binarising (1: 28×28, 2: 14×14)
+    q: int = 16
+    k: int = 64
     preset: str = "alt-eu10"
     tie_break: str = "fixed"
     moved: tuple[float, ...] = (0.1, 0.2, 0.3)  # corruption of the first element
@@ -36,17 +37,17 @@ class Config:
     threads: int = 1
 
 
-def frames_from_mnist(n_frames: int, seed: int) -> torch.Tensor:
-    """(n_frames, 196) binary 14×14 digits: 2×2 average pooling, then > 0.5; distinct random training images."""
+def frames_from_mnist(n_frames: int, seed: int, pool: int = 1) -> torch.Tensor:
+    """(n_frames, (28/pool)²) binary digits: pool×pool average pooling, then > 0.5; distinct random images."""
     train = data.load("mnist", split="train")
     idx = torch.randperm(len(train.y), generator=torch.Generator().manual_seed(seed))[:n_frames]
-    pooled = torch.nn.functional.avg_pool2d(train.x[idx], 2)
-    return binarise(pooled).flatten(1)
+    x = train.x[idx]
+    return binarise(torch.nn.functional.avg_pool2d(x, pool) if pool > 1 else x).flatten(1)
 
 
 def store_and_recall(cfg: Config, n_seq: int, seed: int) -> dict:
     """Store n_seq sequences, then recall each from its intact and corrupted first frame."""
-    x = frames_from_mnist(n_seq * cfg.length, seed).view(n_seq, cfg.length, -1)
+    x = frames_from_mnist(n_seq * cfg.length, seed, cfg.pool).view(n_seq, cfg.length, -1)
     net = SparseyNet.single_mac(
         x.shape[-1],
         cfg.q,
@@ -102,7 +103,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     _figure(ctx, cfg, rows)
     lines = [
         f"Single mac Q={cfg.q}, K={cfg.k} (`{cfg.preset}`) with a horizontal bundle; sequences of {cfg.length} "
-        f"distinct 14×14 binarised MNIST digits; {cfg.seeds} seeds. Exact = every frame's recalled code equals the "
+        f"distinct {28 // cfg.pool}×{28 // cfg.pool} binarised MNIST digits; {cfg.seeds} seeds. Exact = every frame's recalled code equals the "
         "stored code for every recalled frame (2..L); the last column also requires the cue frame's own code.",
         "",
         "| sequences | exact (intact cue) | "

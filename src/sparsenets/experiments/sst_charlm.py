@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsenets import data
-from sparsenets.experiments.sst_common import GradNormTrace, cost_summary, prepare
+from sparsenets.experiments.sst_common import GradNormTrace, cost_summary, prepare, steady_costs
 from sparsenets.models.char_transformer import CharTransformer
 from sparsenets.runs import RunContext, experiment
 from sparsenets.spectral import merge, merge_lora
@@ -256,8 +256,8 @@ def summarise(
             first = sel[0]
             rows.append(
                 f"| {rank} (d/{div}) | {method} | {best_lr[method]:g} | {mean:.4f} ± {std:.4f} | {len(sel)} | "
-                f"{first['trainable_params']:,} | {first['optimizer_state']:,} | "
-                f"{first['train_state_bytes'] / 2**20:.2f} | {first['step_time_s'] * 1e3:.0f} |"
+                f"{first['trainable_params']:,} | {steady_costs(first)[0]:,} | "
+                f"{steady_costs(first)[1] / 2**20:.2f} | {first['step_time_s'] * 1e3:.0f} |"
             )
             metrics[f"bpc_{method}_r{rank}"] = mean
             metrics[f"bpc_std_{method}_r{rank}"] = std
@@ -269,7 +269,7 @@ def summarise(
             metrics[f"gap_closed_r{rank}"] = (best_other - means["sst"]) / gap if gap > 0 else math.nan
     table = "\n".join(
         [
-            "| rank | method | LR | val bpc (mean ± std) | seeds | trainable params | Adam state scalars | "
+            "| rank | method | LR | val bpc (mean ± std) | seeds | trainable params | Adam state scalars (steady) | "
             "train-state MiB | step ms |",
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
@@ -284,7 +284,7 @@ def summarise(
     rank = cfg.d // cfg.rank_divisors[0]
     for method in cfg.methods:
         sel = chosen(method, rank)
-        if sel:
+        if sel and sel[0]["grad_norm"]:
             steps, norms = zip(*sel[0]["grad_norm"])
             ax[0].plot(steps, norms, label=method, lw=0.8)
             cs, cv = zip(*sel[0]["curve"])

@@ -142,3 +142,14 @@ def cost_summary(model: nn.Module, optimizer: Any, trace: GradNormTrace) -> dict
         "train_state_bytes": training_state_bytes(model, optimizer),
         "step_time_s": trace.median_step_time(),
     }
+
+
+def steady_costs(result: dict[str, Any]) -> tuple[int, int]:
+    """(Adam state scalars, training-state bytes) in the steady state of an fp32 Adam run.
+
+    SST and ReLoRA* drop optimizer state at resamples/merges, and a run may end on one, so the state read at the
+    end can be partial; with Adam every trainable scalar holds two moments once it has stepped (checked in the
+    tests and measured directly in benchmarks/bench_sst.py), hence 2 × trainable parameters.
+    """
+    state = 2 * int(result["trainable_params"])
+    return state, int(result["train_state_bytes"]) - 4 * int(result["optimizer_state"]) + 4 * state

@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from sparsenets import data
-from sparsenets.experiments.sst_common import GradNormTrace, cost_summary, prepare
+from sparsenets.experiments.sst_common import GradNormTrace, cost_summary, prepare, steady_costs
 from sparsenets.models.lorentz import LorentzClassifier, LorentzGCN, sqdist
 from sparsenets.runs import RunContext, experiment
 from sparsenets.train import SampledBatches, Trainer, seed_everything
@@ -232,12 +232,13 @@ def run(cfg: Config, ctx: RunContext) -> dict:
             first = sel[0]
             rows.append(
                 f"| {task} | {method} | {lr:g} | {mean:.4f} ± {std:.4f} | {first['trainable_params']:,} | "
-                f"{first['optimizer_state']:,} | {first['train_state_bytes'] / 2**10:.0f} | "
+                f"{steady_costs(first)[0]:,} | {steady_costs(first)[1] / 2**10:.0f} | "
                 f"{first['step_time_s'] * 1e3:.1f} |"
             )
             ctx.log(f"{task} {method}: lr {lr:g}, test {mean:.4f} ± {std:.4f}")
-            steps_, norms = zip(*first["grad_norm"])
-            ax.plot(steps_, norms, label=method, lw=0.8)
+            if first["grad_norm"]:  # empty only when a finished sub-run was resumed after a crash
+                steps_, norms = zip(*first["grad_norm"])
+                ax.plot(steps_, norms, label=method, lw=0.8)
         ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{task} (seed {seeds[0]})")
         ax.legend()
         if {"sst", "lora", "relora"} <= set(means):
@@ -248,7 +249,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     ctx.save_figure(fig, "sst-hyperbolic-graph-gradnorm")
     table = "\n".join(
         [
-            "| task | method | LR | test metric (mean ± std) | trainable params | Adam state scalars | "
+            "| task | method | LR | test metric (mean ± std) | trainable params | Adam state scalars (steady) | "
             "train-state KiB | step ms |",
             "|---|---|---|---|---|---|---|---|",
             *rows,

@@ -5,6 +5,6 @@ opt = ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), 
 ...train...; opt.finalize()          # exactly k groups per block; then opt.hold_mask() to fine-tune
 """
 
-from sparsenets.optim.proximal import PENALTIES, ProxBlock, ProxOptimizer
+from sparsenets.optim.proximal import ProxBlock, ProxFn, ProxOptimizer, SelectFn
 
-__all__ = ["PENALTIES", "ProxBlock", "ProxOptimizer"]
+__all__ = ["ProxBlock", "ProxFn", "ProxOptimizer", "SelectFn"]

@@ -1,4 +1,8 @@
-"""`ProxOptimizer`: any torch optimizer made proximal over group layouts (WGSEF or group lasso)."""
+"""`ProxOptimizer`: any torch optimizer made proximal over group layouts.
+
+The structured prox itself is passed in as a function of the group norms (`sparsenets.prox.PROXES`), so this
+module works for WGSEF, group lasso or any other "norms → multipliers" operator without depending on them.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ import torch
 
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout
-from sparsenets.prox import group_lasso_multipliers, topk_multipliers, wgsef_multipliers
 
-PENALTIES = ("wgsef", "group_lasso", "none")
+# prox(r (m,), k, tau, weights (m,) | None) -> multipliers (m,); select(r, k, weights) -> 0/1 keep (m,)
+ProxFn = Callable[[torch.Tensor, int, float, torch.Tensor | None], torch.Tensor]
+SelectFn = Callable[[torch.Tensor, int, torch.Tensor | None], torch.Tensor]
 
 
 @dataclass
@@ -23,14 +28,15 @@ class ProxBlock:
         layout: the groups (see `sparsenets.groups`).
         k: groups to keep: an int count (1..m) or a keep ratio in (0, 1).
         lam: penalty weight λ; the prox step is τ = lr·λ·ramp.
-        penalty: "wgsef" (default), "group_lasso" (SSL) or "none" (only the final hard selection).
+        prox: the structured prox as a function of the group norms, e.g. `sparsenets.prox.PROXES["wgsef"]`;
+            None: no penalty (only the final hard selection, as in magnitude pruning).
         weights: "ones", "size" (w_j = group size) or an (m,) tensor of positive costs.
     """
 
     layout: GroupLayout
     k: int | float
     lam: float
-    penalty: str = "wgsef"
+    prox: ProxFn | None = None
     weights: str | torch.Tensor = "ones"
 
     def __post_init__(self) -> None:
@@ -46,8 +52,10 @@ class ProxBlock:
             )
         if self.lam < 0:
             raise SparsenetsError(f"block {self.layout.name!r}: lam must be >= 0; got {self.lam}")
-        if self.penalty not in PENALTIES:
-            raise SparsenetsError(f"penalty must be one of {PENALTIES}; got {self.penalty!r}")
+        if self.prox is not None and not callable(self.prox):
+            raise SparsenetsError(
+                f"prox must be a function (r, k, tau, weights) -> multipliers; got {self.prox!r}"
+            )
         if isinstance(self.weights, str):
             if self.weights not in ("ones", "size"):
                 raise SparsenetsError(f"weights must be 'ones', 'size' or a tensor; got {self.weights!r}")
@@ -58,11 +66,7 @@ class ProxBlock:
     def multipliers(self, tau: float) -> torch.Tensor:
         """(m,) prox multipliers at step τ for the current parameters."""
         r = self.layout.norms()
-        if self.penalty == "wgsef":
-            return wgsef_multipliers(r, self.k, tau, self.w)
-        if self.penalty == "group_lasso":
-            return group_lasso_multipliers(r, tau, self.w)
-        return torch.ones_like(r)
+        return torch.ones_like(r) if self.prox is None else self.prox(r, self.k, tau, self.w)
 
     def kept(self) -> int:
         """Number of nonzero groups now."""
@@ -79,13 +83,19 @@ class ProxOptimizer:
     Args:
         optimizer: any torch optimizer over the model parameters.
         blocks: the regularized blocks.
+        select: the final hard selection, e.g. `sparsenets.prox.topk_multipliers` (needed by `finalize`).
         warmup_steps: λ ramps linearly from 0 to its value over these steps (0: no ramp).
     """
 
     def __init__(
-        self, optimizer: torch.optim.Optimizer, blocks: Sequence[ProxBlock], warmup_steps: int = 0
+        self,
+        optimizer: torch.optim.Optimizer,
+        blocks: Sequence[ProxBlock],
+        select: SelectFn | None = None,
+        warmup_steps: int = 0,
     ) -> None:
         self.optimizer, self.blocks, self.warmup_steps = optimizer, list(blocks), int(warmup_steps)
+        self.select = select
         self.steps_done = 0
         self.frozen: list[torch.Tensor] | None = None  # 0/1 keep masks once `hold_mask` was called
         for b in self.blocks:
@@ -126,7 +136,7 @@ class ProxOptimizer:
         ramp = self.ramp()
         for b in self.blocks:
             tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
-            if tau > 0 and b.penalty != "none":
+            if tau > 0 and b.prox is not None:
                 b.layout.scale_(b.multipliers(tau))
         return loss
 
@@ -134,9 +144,13 @@ class ProxOptimizer:
     def finalize(self) -> list[torch.Tensor]:
         """Hard top-k per block (ranked by r/√w): every block ends with exactly k nonzero groups.
         Returns the (m,) 0/1 keep vectors."""
+        if self.select is None:
+            raise SparsenetsError(
+                "finalize needs a selection: ProxOptimizer(..., select=sparsenets.prox.topk_multipliers)"
+            )
         keeps = []
         for b in self.blocks:
-            keep = topk_multipliers(b.layout.norms(), b.k, b.w)
+            keep = self.select(b.layout.norms(), b.k, b.w)
             b.layout.scale_(keep)
             keeps.append(keep)
         return keeps

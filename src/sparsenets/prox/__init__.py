@@ -3,6 +3,8 @@
 z = wgsef_prox(w.reshape(w.shape[0], -1), k=16, tau=lr * lam)     # filters of a conv weight
 """
 
+from torch import Tensor
+
 from sparsenets.prox.layout import Layout, group_norms, resolve_layout, scale_groups
 from sparsenets.prox.roots import root_bisect, root_select, root_sweep
 from sparsenets.prox.simple import (
@@ -14,7 +16,17 @@ from sparsenets.prox.simple import (
 )
 from sparsenets.prox.wgsef import wgsef_multipliers, wgsef_prox, wgsef_value, wgsef_value_from_norms
 
+
+def _group_lasso_k(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Tensor:
+    """Group lasso in the (r, k, tau, weights) contract (k unused: the penalty has no target count)."""
+    return group_lasso_multipliers(r, tau, weights)
+
+
+# structured proxes as functions of the group norms: (r (m,), k, tau, weights) -> multipliers (m,)
+PROXES = {"wgsef": wgsef_multipliers, "group_lasso": _group_lasso_k}
+
 __all__ = [
+    "PROXES",
     "Layout",
     "group_lasso_multipliers",
     "group_lasso_prox",

@@ -246,7 +246,12 @@ def root_select(a: torch.Tensor, t: Shift, k: float) -> float:
         left, right = _sample_bracket(a, t, k, br)
         if math.isfinite(right):
             trial = _Bracket(left=left, right=right)
-            sub_a, sub_t = trial.absorb(*_classify(a, t, right))  # still in a's dtype: the bulk of the work
+            if isinstance(t, torch.Tensor):
+                sub_a, sub_t = trial.absorb(
+                    *_classify(a, t, right)
+                )  # still in a's dtype: the bulk of the work
+            else:
+                sub_a, sub_t = _classify_unit(a, t, trial), t
             sub_a = sub_a.double()
             sub_t = sub_t.double() if isinstance(sub_t, torch.Tensor) else sub_t
             if trial.h(sub_a, sub_t, k, left) <= 0 <= trial.h(sub_a, sub_t, k, right):
@@ -266,3 +271,27 @@ def _classify(a: torch.Tensor, t: Shift, right: float) -> tuple[torch.Tensor, Sh
         keep = t * (1 - wide) < a * right
         return _take(a, keep), _take(t, keep).to(a.dtype)
     return _take(a, a > t / right * (1 - wide)), t
+
+
+def _classify_unit(a: torch.Tensor, t: float, br: _Bracket) -> torch.Tensor:
+    """Unit weights: absorb every group without a breakpoint in (left, right) into `br` in a few passes over a
+    (the classes are intervals of a) and return the rest. Thresholds are widened by a few ulps so that a
+    borderline group is returned rather than misclassified; sums are accumulated in float64."""
+    wide = 8 * torch.finfo(a.dtype).eps
+    left, right = br.left, br.right
+    inf = math.inf
+    sat_from = (1 + t) / left * (1 + wide) if left > 0 else inf
+    zero_to = t / right * (1 - wide)
+    lin_from = t / left * (1 + wide) if left > 0 else inf
+    lin_to = (1 + t) / right * (1 - wide)
+    sat = a >= sat_from
+    br.ones += float(torch.count_nonzero(sat))
+    active = (a > zero_to) ^ sat  # sat lies inside {a > zero_to}
+    if lin_from <= lin_to:
+        lin = (a >= lin_from) & (a <= lin_to)
+        n_lin = int(torch.count_nonzero(lin))
+        if n_lin:
+            br.slope += float(torch.where(lin, a, 0).sum(dtype=torch.float64))
+            br.offset += t * n_lin
+            active ^= lin  # lin lies inside {a > zero_to} and outside sat
+    return _take(a, active)

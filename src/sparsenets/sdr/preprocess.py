@@ -47,3 +47,30 @@ def skeletonise(binary: torch.Tensor, max_iter: int = 50) -> torch.Tensor:
         if not changed:
             break
     return x
+
+
+def deskew(images: torch.Tensor) -> torch.Tensor:
+    """Remove each image's slant with the shear that zeroes its second-moment x–y covariance (batched).
+
+    (N, 1, H, W) or (N, H, W) intensities in [0, 1] → same shape; the centre of mass moves to the image centre.
+    """
+    squeeze = images.dim() == 3
+    x = images[:, None] if squeeze else images
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise SparsenetsError(f"images must be (N, H, W) or (N, 1, H, W), got shape {tuple(images.shape)}")
+    h, w = x.shape[2:]
+    ys = torch.arange(h, dtype=x.dtype)[:, None].expand(h, w)
+    xs = torch.arange(w, dtype=x.dtype)[None, :].expand(h, w)
+    m = x[:, 0].sum((1, 2)).clamp(min=1e-6)
+    cy = (x[:, 0] * ys).sum((1, 2)) / m
+    cx = (x[:, 0] * xs).sum((1, 2)) / m
+    var_y = (x[:, 0] * (ys - cy[:, None, None]) ** 2).sum((1, 2)) / m
+    cov = (x[:, 0] * (ys - cy[:, None, None]) * (xs - cx[:, None, None])).sum((1, 2)) / m
+    alpha = cov / var_y.clamp(min=1e-6)
+    # Output pixel (y, x) samples input (y + cy − c_y0, x + alpha·(y − c_y0) + cx − c_x0) about the centre.
+    c0y, c0x = (h - 1) / 2, (w - 1) / 2
+    src_y = ys[None] + (cy - c0y)[:, None, None]
+    src_x = xs[None] + alpha[:, None, None] * (ys[None] - c0y) + (cx - c0x)[:, None, None]
+    grid = torch.stack([2 * src_x / (w - 1) - 1, 2 * src_y / (h - 1) - 1], -1)
+    out = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out[:, 0] if squeeze else out

@@ -23,14 +23,15 @@ def code_overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class LabelNodes:
-    """One node per class; training adds each code's cells to its true label (binary or count weights).
+    """One node per class; training adds each code's cells to its true label.
 
-    Prediction: the label whose node gets the largest summed input from the active cells.
+    Weights: `count` (co-activations), `binary` (any co-activation) or `normalised` (counts divided by the
+    cell's total, i.e. P(label | cell)). Prediction: the label whose node gets the largest summed input.
     """
 
     def __init__(self, n_cells: int, n_classes: int, weights: str = "count") -> None:
-        if weights not in ("count", "binary"):
-            raise SparsenetsError(f"weights must be 'count' or 'binary', got {weights!r}")
+        if weights not in ("count", "binary", "normalised"):
+            raise SparsenetsError(f"weights must be 'count', 'binary' or 'normalised', got {weights!r}")
         self.weights = weights
         self.table = torch.zeros(n_cells, n_classes)
 
@@ -45,7 +46,12 @@ class LabelNodes:
     def scores(self, cells: torch.Tensor) -> torch.Tensor:
         """(N, D) codes → (N, classes) summed label-node input."""
         _check(cells)
-        w = (self.table > 0).float() if self.weights == "binary" else self.table
+        if self.weights == "binary":
+            w = (self.table > 0).float()
+        elif self.weights == "normalised":
+            w = self.table / self.table.sum(1, keepdim=True).clamp(min=1.0)
+        else:
+            w = self.table
         return cells.to(torch.float32) @ w
 
     def predict(self, cells: torch.Tensor) -> torch.Tensor:

@@ -104,9 +104,8 @@ class SSTSchedule(Callback):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
         layers = sst_layers(module)
         draws = [sample_indices(layer.s, layer.rank, g, self.config.sampling) for layer in layers]
-        draws = dist.broadcast_object(
-            draws
-        )  # rank 0 decides, whatever tiny float differences the others hold
+        # rank 0 decides, whatever tiny float differences the other ranks hold
+        draws = dist.broadcast_object(draws)
         for layer, idx in zip(layers, draws):
             layer.set_active(idx)
             reset_optimizer_state(optimizer, [layer.U_act, layer.V_act])

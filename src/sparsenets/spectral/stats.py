@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sparsenets.spectral.layer import SSTLinear
+
 
 def trainable_parameters(model: nn.Module) -> int:
     """Number of scalar parameters with requires_grad."""
@@ -25,8 +27,6 @@ def optimizer_state_numel(optimizer: Any) -> int:
 
 def sst_state_formula(model: nn.Module, moments: int = 2) -> int:
     """Expected Adam state of an SST model: moments·Σ_layers(r(m+n) + k) + moments·(other trainable scalars)."""
-    from sparsenets.spectral.layer import SSTLinear
-
     total = 0
     for mod in model.modules():
         if isinstance(mod, SSTLinear):
