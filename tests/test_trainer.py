@@ -112,3 +112,13 @@ def test_tensor_batches_cover_each_epoch_once() -> None:
     assert not torch.equal(torch.cat([b(s)[0] for s in range(10, 20)]), seen), "epochs reshuffle"
     with pytest.raises(SparsenetsError, match="batch_size"):
         TensorBatches(x, batch_size=0)
+
+
+def test_finished_run_is_not_rewritten(tmp_path) -> None:
+    _make(tmp_path, steps=14).fit()
+    final = tmp_path / "checkpoints" / "ckpt-000000014.safetensors"
+    stamp = final.stat().st_mtime_ns
+    again = _make(tmp_path, steps=14)
+    again.fit()
+    assert final.stat().st_mtime_ns == stamp, "resuming a finished run must not rewrite its checkpoint"
+    assert again.history[-1]["step"] == 14

@@ -236,7 +236,8 @@ class Trainer:
             self.evaluate(state)
         for cb in self.callbacks:
             cb.on_train_end(state)
-        self.save(self.steps)
+        if start < self.steps:  # a run resumed at its end has nothing new to save (and must not rewrite it)
+            self.save(self.steps)
         return self.history
 
     def _lr(self) -> float:
