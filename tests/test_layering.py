@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "sparsenets"
-CORE = {"errors", "train", "data", "models", "groups", "masks", "compact"}
-METHODS = {"prox", "optim", "tickets", "spectral", "sdr", "bayes", "operators"}
+CORE = {"errors", "files", "train", "data", "models", "groups", "masks", "compact", "prox"}
+METHODS = {"optim", "tickets", "spectral", "sdr", "bayes", "operators"}
 TOP = {"cli", "report", "runs", "experiments", "__main__"}  # runs discovers experiments
 
 

@@ -82,3 +82,11 @@ def test_out_folder_of_another_config_is_refused(tmp_path, toy_name) -> None:
     runs.execute(toy_name, quick=True, out=tmp_path / "r")
     with pytest.raises(ConfigError, match="another config"):
         runs.execute(toy_name, out=tmp_path / "r")
+
+
+def test_cli_missing_dataset_is_exit_2_naming_the_install_command(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SPARSENETS_DATA", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("DEB_ROOT", str(tmp_path / "empty-root"))
+    assert cli.main(["run", "mlp-mnist", "--quick", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sparsenets data install mnist" in err[0]

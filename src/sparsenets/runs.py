@@ -34,8 +34,8 @@ from typing import Any
 import torch
 
 from sparsenets.errors import ConfigError
+from sparsenets.files import atomic_write_bytes
 from sparsenets.train import dist
-from sparsenets.train.checkpoint import atomic_write_bytes
 from sparsenets.train.loop import seed_everything
 
 RunFn = Callable[[Any, "RunContext"], dict[str, Any]]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sparsenets.errors import DataNotFoundError, SparsenetsError
+from sparsenets.files import sha256_file
 
 
 @dataclass(frozen=True)
@@ -182,15 +183,6 @@ def require(src: Source, dataset: str) -> Path:
     return root
 
 
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def problems(src: Source, root: Path | None = None) -> list[str]:
     """Empty when every file of `src` (under `root`, default: where it is found) matches its checksum."""
     root = root or locate(src)
@@ -200,13 +192,13 @@ def problems(src: Source, root: Path | None = None) -> list[str]:
     for m, want in src.files.items():
         if not (root / m).is_file():
             out.append(f"{src.label}: {root / m} is missing")
-        elif (got := sha256(root / m)) != want:
+        elif (got := sha256_file(root / m)) != want:
             out.append(f"{src.label}: {root / m} has sha256 {got}, expected {want}")
     return out
 
 
 def _check_download(path: Path, src: Source) -> None:
-    if (got := sha256(path)) != src.sha256:
+    if (got := sha256_file(path)) != src.sha256:
         raise SparsenetsError(f"{path.name}: sha256 {got} does not match the pinned {src.sha256}")
 
 

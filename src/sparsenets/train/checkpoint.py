@@ -7,17 +7,16 @@ either a complete checkpoint or none, and a damaged one is detected rather than 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from sparsenets.errors import CheckpointError
+from sparsenets.files import atomic_save_safetensors, atomic_write_bytes, sha256_file
 
 _TENSOR = "__tensor__"
 _NAME = re.compile(r"ckpt-(\d+)\.json$")
@@ -69,24 +68,6 @@ def join_tensors(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a fsynced temporary file and a rename, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Save `state` (nested dicts of tensors and JSON values) as checkpoint `step`; keep the newest `keep`.
 
@@ -97,12 +78,8 @@ def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int
     tensors: dict[str, torch.Tensor] = {}
     tree = split_tensors(state, "s", tensors)
     st_path = directory / f"ckpt-{step:09d}.safetensors"
-    tmp = st_path.with_name(st_path.name + ".tmp")
-    save_file(tensors, str(tmp))
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, st_path)
-    meta = {"step": step, "tensors": st_path.name, "sha256": _sha256(st_path), "state": tree}
+    atomic_save_safetensors(tensors, st_path)
+    meta = {"step": step, "tensors": st_path.name, "sha256": sha256_file(st_path), "state": tree}
     js_path = directory / f"ckpt-{step:09d}.json"
     atomic_write_bytes(js_path, json.dumps(meta).encode())
     for old in sorted(_steps(directory))[:-keep]:
@@ -140,7 +117,7 @@ def load_checkpoint(sidecar: Path) -> tuple[int, dict[str, Any]]:
         raise CheckpointError(f"checkpoint {sidecar} is corrupt ({e.__class__.__name__}); {hint}") from e
     if not st_path.is_file():
         raise CheckpointError(f"checkpoint {sidecar} has no tensor file {st_path.name}; {hint}")
-    if _sha256(st_path) != meta.get("sha256"):
+    if sha256_file(st_path) != meta.get("sha256"):
         raise CheckpointError(f"checkpoint {st_path} fails its sha256 check (corrupt or truncated); {hint}")
     try:
         tensors = load_file(str(st_path))

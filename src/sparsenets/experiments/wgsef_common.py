@@ -1,0 +1,344 @@
+"""Shared driver of the WGSEF experiments: WGSEF and its baselines at matched kept groups, then compaction.
+
+Methods (every sparse one ends with exactly k_l groups in each regularized layer, so all compacted models have the
+same architecture and FLOPs):
+- dense: SGD(momentum) for `epochs`, then `finetune_epochs` at the fine-tune lr (same schedule as the others);
+- wgsef: Prox-SGD with W_{k,w} per coupled layer, λ ramped in, hard top-k, fine-tune with the mask held;
+- group_lasso: the same with the group-lasso prox (SSL); its λ per layer is matched to WGSEF's band threshold at
+  initialisation: λ_gl = λ·(m/k)·mean(r_init);
+- magnitude: the dense model after `epochs`, top-k coupled groups by norm, fine-tune;
+- tp_groupnorm: Torch-Pruning's GroupNormPruner regulariser during training, top-k by group norm, fine-tune.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from torch import nn
+
+from sparsenets.compact import compact, count_flops, count_params, measure
+from sparsenets.groups import coupled_layouts
+from sparsenets.optim import ProxBlock, ProxOptimizer
+from sparsenets.prox import PROXES, topk_multipliers
+from sparsenets.train import Callback, TensorBatches, Trainer, seed_everything
+from sparsenets.train.metrics import evaluate_classifier
+
+METHODS = ("dense", "wgsef", "group_lasso", "magnitude", "tp_groupnorm")
+
+
+class _Regularize(Callback):
+    """Torch-Pruning's GroupNorm sparse-training term, added to the gradients before each step."""
+
+    def __init__(self, pruner: Any) -> None:
+        self.pruner = pruner
+
+    def after_backward(self, state: Any) -> None:
+        self.pruner.regularize(state.module)
+
+
+def _fit(
+    model: nn.Module,
+    opt: Any,
+    data: tuple[torch.Tensor, torch.Tensor],
+    cfg: Any,
+    epochs: int,
+    seed: int,
+    callbacks: tuple = (),
+) -> None:
+    batches = TensorBatches(*data, batch_size=cfg.batch_size, seed=seed)
+    steps = max(1, epochs * batches.steps_per_epoch)
+
+    def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(m(batch[0]), batch[1])
+
+    Trainer(
+        model,
+        opt,
+        batches,
+        loss_fn,
+        steps,
+        callbacks=callbacks,
+        device="cpu",
+        progress=False,
+        log_every=10**9,
+    ).fit()
+
+
+def _sgd(model: nn.Module, lr: float, wd: float = 0.0) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
+
+
+def _blocks(model: nn.Module, sample: torch.Tensor, keep: float, lam: float, penalty: str) -> list[ProxBlock]:
+    layouts = coupled_layouts(model, sample)
+    blocks = []
+    for lay in layouts:
+        k = max(1, round(keep * lay.m))
+        lam_b = lam
+        if penalty == "group_lasso":
+            lam_b = lam * lay.m / k * float(lay.norms().mean())
+        blocks.append(ProxBlock(lay, k, lam_b, prox=PROXES.get(penalty)))
+    return blocks
+
+
+def _accuracy(model: nn.Module, test: tuple[torch.Tensor, torch.Tensor]) -> float:
+    model.eval()
+    acc = evaluate_classifier(model, *test)["accuracy"]
+    model.train()
+    return 100.0 * acc
+
+
+def run_seed(
+    cfg: Any,
+    make_model: Callable[[], nn.Module],
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seed: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Run every method once with this seed; return per-method metrics and the dense/compact measurements."""
+    sample = test[0][:1]
+    out: dict[str, Any] = {}
+    steps_per_epoch = TensorBatches(*train, batch_size=cfg.batch_size, seed=seed).steps_per_epoch
+
+    def finish(name: str, model: nn.Module, opt: ProxOptimizer | None, t0: float, extra: dict) -> nn.Module:
+        if opt is not None:
+            extra["kept_before_select"] = opt.kept()
+            extra["accuracy_before_select"] = _accuracy(model, test)
+            opt.hold_mask()
+            extra["accuracy_after_select"] = _accuracy(model, test)
+            extra["k"] = [b.k for b in opt.blocks]
+            opt.optimizer.param_groups[0]["lr"] = cfg.finetune_lr
+            _fit(model, opt, train, cfg, cfg.finetune_epochs, seed + 1)
+            extra["kept"] = opt.kept()
+        small = compact(model.eval(), sample)
+        with torch.no_grad():
+            diff = float((small(test[0][:256]) - model(test[0][:256])).abs().max())
+        extra.update(
+            accuracy=_accuracy(model, test),
+            accuracy_compact=_accuracy(small, test),
+            max_abs_diff=diff,
+            params=count_params(small),
+            flops=count_flops(small, sample),
+            seconds=time.perf_counter() - t0,
+        )
+        out[name] = extra
+        log(
+            f"  seed {seed} {name}: acc {extra['accuracy']:.2f} flops {extra['flops']:.3g} "
+            f"kept {extra.get('kept', '-')} ({extra['seconds']:.0f}s)"
+        )
+        return small
+
+    # dense (its state after `epochs` seeds the magnitude baseline)
+    t0 = time.perf_counter()
+    seed_everything(seed)
+    dense = make_model()
+    _fit(dense, _sgd(dense, cfg.lr, cfg.weight_decay), train, cfg, cfg.epochs, seed)
+    snapshot = copy.deepcopy(dense)
+    opt = _sgd(dense, cfg.finetune_lr, cfg.weight_decay)
+    _fit(dense, opt, train, cfg, cfg.finetune_epochs, seed + 1)
+    out["dense"] = {
+        "accuracy": _accuracy(dense, test),
+        "params": count_params(dense),
+        "flops": count_flops(dense, sample),
+        "seconds": time.perf_counter() - t0,
+    }
+    log(f"  seed {seed} dense: acc {out['dense']['accuracy']:.2f} ({out['dense']['seconds']:.0f}s)")
+
+    # proximal methods
+    for penalty in ("wgsef", "group_lasso"):
+        t0 = time.perf_counter()
+        seed_everything(seed)
+        model = make_model()
+        lam = cfg.lam if penalty == "wgsef" else cfg.lam_group_lasso
+        opt = ProxOptimizer(
+            _sgd(model, cfg.lr),
+            _blocks(model, sample, cfg.keep, lam, penalty),
+            select=topk_multipliers,
+            warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
+        )
+        _fit(model, opt, train, cfg, cfg.epochs, seed)
+        small = finish(penalty, model, opt, t0, {})
+        if penalty == "wgsef":
+            out["measure"] = measure(model.eval(), small, sample, repeat=cfg.latency_repeat)
+
+    # magnitude pruning of the dense snapshot + fine-tune
+    t0 = time.perf_counter()
+    opt = ProxOptimizer(
+        _sgd(snapshot, cfg.finetune_lr, cfg.weight_decay),
+        _blocks(snapshot, sample, cfg.keep, 0.0, "none"),
+        select=topk_multipliers,
+    )
+    extra = {"accuracy_before_select": _accuracy(snapshot, test)}
+    opt.hold_mask()
+    extra["accuracy_after_select"] = _accuracy(snapshot, test)
+    _fit(snapshot, opt, train, cfg, cfg.finetune_epochs, seed + 1)
+    extra["kept"] = opt.kept()
+    finish("magnitude", snapshot, None, t0, extra)
+
+    # Torch-Pruning GroupNorm sparse training, then the same top-k + fine-tune
+    t0 = time.perf_counter()
+    seed_everything(seed)
+    model = make_model()
+    last = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
+    pruner = tp.pruner.GroupNormPruner(
+        model,
+        sample,
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        reg=cfg.tp_reg,
+        ignored_layers=[last],
+    )
+    _fit(model, _sgd(model, cfg.lr), train, cfg, cfg.epochs, seed, callbacks=(_Regularize(pruner),))
+    opt = ProxOptimizer(
+        _sgd(model, cfg.lr), _blocks(model, sample, cfg.keep, 0.0, "none"), select=topk_multipliers
+    )
+    finish("tp_groupnorm", model, opt, t0, {})
+    return out
+
+
+def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seed means and standard deviations of accuracy per method, plus FLOPs/params and speedups."""
+    summary: dict[str, Any] = {}
+    for name in METHODS:
+        accs = [r[name]["accuracy"] for r in per_seed]
+        summary[name] = {
+            "accuracy_mean": statistics.mean(accs),
+            "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "flops": per_seed[0][name]["flops"],
+            "params": per_seed[0][name]["params"],
+        }
+        if name != "dense":
+            summary[name]["kept"] = per_seed[0][name]["kept"]
+            summary[name]["max_abs_diff"] = max(r[name]["max_abs_diff"] for r in per_seed)
+            if "kept_before_select" in per_seed[0][name]:
+                summary[name]["kept_before_select"] = [r[name]["kept_before_select"] for r in per_seed]
+                summary[name]["accuracy_before_select_mean"] = statistics.mean(
+                    r[name]["accuracy_before_select"] for r in per_seed
+                )
+                summary[name]["accuracy_after_select_mean"] = statistics.mean(
+                    r[name]["accuracy_after_select"] for r in per_seed
+                )
+    for key in per_seed[0]["measure"]:
+        summary.setdefault("measure", {})[key] = statistics.median(r["measure"][key] for r in per_seed)
+    return summary
+
+
+def plot_and_report(
+    ctx: Any,
+    cfg: Any,
+    summary: dict[str, Any],
+    per_seed: list[dict[str, Any]],
+    layer_sizes: list[int],
+    title: str,
+    claim: str,
+    flops_target: float,
+    drop_target: float,
+) -> str:
+    """Figures (accuracy vs FLOPs, kept groups per layer) and the Markdown fragment for the report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in METHODS:
+        accs = [r[name]["accuracy"] for r in per_seed]
+        flops = [r[name]["flops"] for r in per_seed]
+        ax.errorbar(
+            statistics.mean(flops),
+            statistics.mean(accs),
+            yerr=summary[name]["accuracy_std"],
+            fmt="o",
+            capsize=3,
+            label=name,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("FLOPs per image (compacted model)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{title}: accuracy vs FLOPs ({len(per_seed)} seeds)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ctx.save_figure(fig, "accuracy_vs_flops")
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    idx = list(range(len(layer_sizes)))
+    band = [statistics.mean(r["wgsef"]["kept_before_select"][i] for r in per_seed) for i in idx]
+    gl_band = [statistics.mean(r["group_lasso"]["kept_before_select"][i] for r in per_seed) for i in idx]
+    ax.bar([i - 0.3 for i in idx], layer_sizes, width=0.2, label="dense (m)")
+    ax.bar([i - 0.1 for i in idx], gl_band, width=0.2, label="group lasso, nonzero before top-k")
+    ax.bar([i + 0.1 for i in idx], band, width=0.2, label="WGSEF, nonzero before top-k")
+    ax.bar([i + 0.3 for i in idx], summary["wgsef"]["kept"], width=0.2, label="kept = k (after top-k)")
+    ax.set_yscale("log")
+    ax.set_xlabel("regularized layer")
+    ax.set_ylabel("groups (filters / neurons)")
+    ax.set_title(f"{title}: kept groups per layer")
+    ax.legend(fontsize=7)
+    ctx.save_figure(fig, "kept_per_layer")
+
+    d = summary["dense"]
+    ms = summary["measure"]
+    lines = [
+        f"### {title}",
+        "",
+        f"Config: keep ratio {cfg.keep} per layer, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
+        f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr}, {len(per_seed)} seeds, "
+        f"{cfg.train_limit or 'all'} training images, 1 CPU thread.",
+        "",
+        "| method | accuracy (mean ± sd) | Δ vs dense (pt) | FLOPs | FLOPs ÷ | params | kept groups per layer |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in METHODS:
+        s = summary[name]
+        lines.append(
+            f"| {name} | {s['accuracy_mean']:.2f} ± {s['accuracy_std']:.2f} | "
+            f"{s['accuracy_mean'] - d['accuracy_mean']:+.2f} | {s['flops']:.3g} | {d['flops'] / s['flops']:.2f} | "
+            f"{s['params']:.0f} | {s.get('kept', layer_sizes)} |"
+        )
+    w = summary["wgsef"]
+    lines += [
+        "",
+        "Before the final hard top-k (nonzero groups per layer, per seed): "
+        f"WGSEF {w['kept_before_select']}; group lasso {summary['group_lasso']['kept_before_select']}; "
+        f"k = {w['kept']}.",
+        f"Accuracy before / after the hard selection (before fine-tuning): WGSEF "
+        f"{w['accuracy_before_select_mean']:.2f} / {w['accuracy_after_select_mean']:.2f}; group lasso "
+        f"{summary['group_lasso']['accuracy_before_select_mean']:.2f} / "
+        f"{summary['group_lasso']['accuracy_after_select_mean']:.2f}.",
+        "",
+        "Compaction (WGSEF model, median over seeds; CPU):",
+        "",
+        "| | dense | compacted | ratio |",
+        "|---|---|---|---|",
+        f"| params | {ms['params_dense']:.0f} | {ms['params_compact']:.0f} | {ms['params_reduction']:.2f}× |",
+        f"| FLOPs | {ms['flops_dense']:.3g} | {ms['flops_compact']:.3g} | {ms['flops_reduction']:.2f}× |",
+        f"| latency batch 1 (ms) | {ms['latency_b1_dense'] * 1e3:.2f} | {ms['latency_b1_compact'] * 1e3:.2f} | "
+        f"{ms['speedup_b1']:.2f}× |",
+        f"| latency batch 64 (ms) | {ms['latency_b64_dense'] * 1e3:.2f} | {ms['latency_b64_compact'] * 1e3:.2f} | "
+        f"{ms['speedup_b64']:.2f}× |",
+        "",
+        f"Max |compacted − masked| output over all sparse runs: "
+        f"{max(summary[n]['max_abs_diff'] for n in METHODS if n != 'dense'):.2e}.",
+        "",
+    ]
+    flops_red = d["flops"] / w["flops"]
+    drop = d["accuracy_mean"] - w["accuracy_mean"]
+    best_base = max(summary[n]["accuracy_mean"] for n in ("group_lasso", "magnitude", "tp_groupnorm"))
+    lines += [
+        "| claim | target | measured | verdict |",
+        "|---|---|---|---|",
+        f"| paper: {claim} | — | see rows below | (no paper table numbers available; judged against our baselines) |",
+        f"| FLOPs reduction | ≥ {flops_target:g}× | {flops_red:.2f}× | {'met' if flops_red >= flops_target else 'not met'} |",
+        f"| accuracy drop vs dense | ≤ {drop_target:g} pt | {drop:+.2f} pt | {'met' if drop <= drop_target else 'not met'} |",
+        f"| WGSEF ≥ every baseline at the same FLOPs | ≥ {best_base:.2f} | {w['accuracy_mean']:.2f} | "
+        f"{'met' if w['accuracy_mean'] >= best_base else 'not met'} |",
+        f"| batch-64 speedup ≥ 0.7 × FLOPs reduction | ≥ {0.7 * ms['flops_reduction']:.2f}× | {ms['speedup_b64']:.2f}× | "
+        f"{'met' if ms['speedup_b64'] >= 0.7 * ms['flops_reduction'] else 'not met'} |",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,176 @@
+"""`ProxOptimizer`: any torch optimizer made proximal over group layouts.
+
+The structured prox itself is passed in as a function of the group norms (`sparsenets.prox.PROXES`), so this
+module works for WGSEF, group lasso or any other "norms → multipliers" operator without depending on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sparsenets.errors import SparsenetsError
+from sparsenets.groups import GroupLayout
+
+# prox(r (m,), k, tau, weights (m,) | None) -> multipliers (m,); select(r, k, weights) -> 0/1 keep (m,)
+ProxFn = Callable[[torch.Tensor, int, float, torch.Tensor | None], torch.Tensor]
+SelectFn = Callable[[torch.Tensor, int, torch.Tensor | None], torch.Tensor]
+
+
+@dataclass
+class ProxBlock:
+    """One regularized block: its group layout, the groups to keep and the penalty strength.
+
+    Attributes:
+        layout: the groups (see `sparsenets.groups`).
+        k: groups to keep: an int count (1..m) or a keep ratio in (0, 1).
+        lam: penalty weight λ; the prox step is τ = lr·λ·ramp.
+        prox: the structured prox as a function of the group norms, e.g. `sparsenets.prox.PROXES["wgsef"]`;
+            None: no penalty (only the final hard selection, as in magnitude pruning).
+        weights: "ones", "size" (w_j = group size) or an (m,) tensor of positive costs.
+    """
+
+    layout: GroupLayout
+    k: int | float
+    lam: float
+    prox: ProxFn | None = None
+    weights: str | torch.Tensor = "ones"
+
+    def __post_init__(self) -> None:
+        m = self.layout.m
+        if isinstance(self.k, float) and not self.k.is_integer():
+            if not 0 < self.k < 1:
+                raise SparsenetsError(f"k as a keep ratio must be in (0, 1); got {self.k}")
+            self.k = max(1, round(self.k * m))
+        self.k = int(self.k)
+        if not 1 <= self.k <= m:
+            raise SparsenetsError(
+                f"block {self.layout.name!r}: k must be between 1 and {m} groups; got {self.k}"
+            )
+        if self.lam < 0:
+            raise SparsenetsError(f"block {self.layout.name!r}: lam must be >= 0; got {self.lam}")
+        if self.prox is not None and not callable(self.prox):
+            raise SparsenetsError(
+                f"prox must be a function (r, k, tau, weights) -> multipliers; got {self.prox!r}"
+            )
+        if isinstance(self.weights, str):
+            if self.weights not in ("ones", "size"):
+                raise SparsenetsError(f"weights must be 'ones', 'size' or a tensor; got {self.weights!r}")
+            self.w = None if self.weights == "ones" else self.layout.sizes()
+        else:
+            self.w = torch.as_tensor(self.weights, dtype=torch.float64)
+
+    def multipliers(self, tau: float) -> torch.Tensor:
+        """(m,) prox multipliers at step τ for the current parameters."""
+        r = self.layout.norms()
+        return torch.ones_like(r) if self.prox is None else self.prox(r, self.k, tau, self.w)
+
+    def kept(self) -> int:
+        """Number of nonzero groups now."""
+        return int(torch.count_nonzero(self.layout.norms()))
+
+
+class ProxOptimizer:
+    """Wrap `optimizer`: after each of its steps apply, per block, the prox with τ = lr·λ·ramp(step).
+
+    Deterministic given the parameters (no randomness, no cross-rank traffic), so under DDP every rank, holding
+    identical parameters after the gradient all-reduce, computes the identical prox.
+    With Adam the prox step lr·λ is a heuristic (the prox assumes an isotropic step); SGD(momentum) is the method.
+
+    Args:
+        optimizer: any torch optimizer over the model parameters.
+        blocks: the regularized blocks.
+        select: the final hard selection, e.g. `sparsenets.prox.topk_multipliers` (needed by `finalize`).
+        warmup_steps: λ ramps linearly from 0 to its value over these steps (0: no ramp).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        blocks: Sequence[ProxBlock],
+        select: SelectFn | None = None,
+        warmup_steps: int = 0,
+    ) -> None:
+        self.optimizer, self.blocks, self.warmup_steps = optimizer, list(blocks), int(warmup_steps)
+        self.select = select
+        self.steps_done = 0
+        self.frozen: list[torch.Tensor] | None = None  # 0/1 keep masks once `hold_mask` was called
+        for b in self.blocks:
+            b.group_index = self._group_of(b)
+
+    def _group_of(self, block: ProxBlock) -> int:
+        """Index of the param group holding the block's first parameter (its lr sets τ)."""
+        target = block.layout.params[0]
+        for i, g in enumerate(self.optimizer.param_groups):
+            if any(p is target for p in g["params"]):
+                return i
+        raise SparsenetsError(f"block {block.layout.name!r}: its parameters are not in the wrapped optimizer")
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    @property
+    def state(self) -> Any:
+        return self.optimizer.state
+
+    def ramp(self) -> float:
+        """Current λ multiplier in [0, 1]."""
+        return 1.0 if self.warmup_steps <= 0 else min(1.0, self.steps_done / self.warmup_steps)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> Any:
+        """The wrapped step, then the prox (or the fixed masks after `hold_mask`)."""
+        loss = self.optimizer.step(closure)
+        self.steps_done += 1
+        if self.frozen is not None:
+            for b, keep in zip(self.blocks, self.frozen):
+                b.layout.scale_(keep)
+            return loss
+        ramp = self.ramp()
+        for b in self.blocks:
+            tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
+            if tau > 0 and b.prox is not None:
+                b.layout.scale_(b.multipliers(tau))
+        return loss
+
+    @torch.no_grad()
+    def finalize(self) -> list[torch.Tensor]:
+        """Hard top-k per block (ranked by r/√w): every block ends with exactly k nonzero groups.
+        Returns the (m,) 0/1 keep vectors."""
+        if self.select is None:
+            raise SparsenetsError(
+                "finalize needs a selection: ProxOptimizer(..., select=sparsenets.prox.topk_multipliers)"
+            )
+        keeps = []
+        for b in self.blocks:
+            keep = self.select(b.layout.norms(), b.k, b.w)
+            b.layout.scale_(keep)
+            keeps.append(keep)
+        return keeps
+
+    def hold_mask(self) -> None:
+        """Finalize and from now on only re-apply the masks after each step (fine-tuning with a fixed mask)."""
+        self.frozen = self.finalize()
+
+    def kept(self) -> list[int]:
+        """Nonzero groups per block."""
+        return [b.kept() for b in self.blocks]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "steps_done": self.steps_done,
+            "frozen": None if self.frozen is None else [f.clone() for f in self.frozen],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.steps_done = int(state["steps_done"])
+        self.frozen = None if state["frozen"] is None else [torch.as_tensor(f) for f in state["frozen"]]

@@ -1,0 +1,46 @@
+"""Structured proximal operators: tensor in, tensor out; each is "group norms → one multiplier per group".
+
+z = wgsef_prox(w.reshape(w.shape[0], -1), k=16, tau=lr * lam)     # filters of a conv weight
+"""
+
+from torch import Tensor
+
+from sparsenets.prox.layout import Layout, group_norms, resolve_layout, scale_groups
+from sparsenets.prox.roots import root_bisect, root_select, root_sweep
+from sparsenets.prox.simple import (
+    group_lasso_multipliers,
+    group_lasso_prox,
+    hard_topk_prox,
+    l1_prox,
+    topk_multipliers,
+)
+from sparsenets.prox.wgsef import wgsef_multipliers, wgsef_prox, wgsef_value, wgsef_value_from_norms
+
+
+def _group_lasso_k(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Tensor:
+    """Group lasso in the (r, k, tau, weights) contract (k unused: the penalty has no target count)."""
+    return group_lasso_multipliers(r, tau, weights)
+
+
+# structured proxes as functions of the group norms: (r (m,), k, tau, weights) -> multipliers (m,)
+PROXES = {"wgsef": wgsef_multipliers, "group_lasso": _group_lasso_k}
+
+__all__ = [
+    "PROXES",
+    "Layout",
+    "group_lasso_multipliers",
+    "group_lasso_prox",
+    "group_norms",
+    "hard_topk_prox",
+    "l1_prox",
+    "resolve_layout",
+    "root_bisect",
+    "root_select",
+    "root_sweep",
+    "scale_groups",
+    "topk_multipliers",
+    "wgsef_multipliers",
+    "wgsef_prox",
+    "wgsef_value",
+    "wgsef_value_from_norms",
+]

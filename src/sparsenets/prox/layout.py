@@ -1,0 +1,70 @@
+"""Group layouts of one tensor for the prox functions: every prox is "group norms → one multiplier per group".
+
+A layout is inferred from `x` and `groups` (see `resolve_layout`):
+- `groups=None`, x 1-D: every element is a group (elementwise; m = n);
+- `groups=None`, x with ≥ 2 dims: each slice x[i] is a group (rows of a weight reshaped to (out, -1));
+- `groups` an integer tensor shaped like x: group ids in 0..m-1 (arbitrary groups; unused ids are zero groups).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sparsenets.errors import SparsenetsError
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A resolved layout: `kind` in {"elements", "rows", "ids"}, `m` groups, `ids` for kind "ids"."""
+
+    kind: str
+    m: int
+    ids: torch.Tensor | None = None
+
+
+def resolve_layout(x: torch.Tensor, groups: torch.Tensor | None = None) -> Layout:
+    """Infer the layout of `x` (any shape) from `groups` (None or integer ids shaped like x)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise SparsenetsError(
+            "x must be a floating-point torch tensor; convert it with x.float() or x.double()"
+        )
+    if x.numel() == 0:
+        raise SparsenetsError("x is empty: a prox needs at least one group")
+    if groups is None:
+        if x.dim() <= 1:
+            return Layout("elements", x.numel())
+        return Layout("rows", x.shape[0])
+    if not isinstance(groups, torch.Tensor) or groups.is_floating_point() or groups.dtype == torch.bool:
+        raise SparsenetsError("groups must be an integer tensor of group ids (0..m-1) shaped like x, or None")
+    if groups.shape != x.shape:
+        raise SparsenetsError(
+            f"groups has shape {tuple(groups.shape)} but x has {tuple(x.shape)}: give one group id per entry of x"
+        )
+    ids = groups.reshape(-1).to(device=x.device, dtype=torch.long)
+    lo, hi = ids.aminmax()
+    if int(lo) < 0:
+        raise SparsenetsError(f"group ids must be >= 0; found {int(lo)}")
+    return Layout("ids", int(hi) + 1, ids)
+
+
+def group_norms(x: torch.Tensor, layout: Layout) -> torch.Tensor:
+    """(m,) Euclidean norm of each group of `x`, in x's dtype (elements: |x| flattened)."""
+    if layout.kind == "elements":
+        return x.reshape(-1).abs()
+    if layout.kind == "rows":
+        return torch.linalg.vector_norm(x.reshape(layout.m, -1), dim=1)
+    sq = torch.zeros(layout.m, dtype=x.dtype, device=x.device)
+    sq.index_add_(0, layout.ids, x.reshape(-1).square())
+    return sq.sqrt_()
+
+
+def scale_groups(x: torch.Tensor, c: torch.Tensor, layout: Layout) -> torch.Tensor:
+    """A new tensor shaped like x with group j multiplied by c[j] (c: (m,))."""
+    c = c.to(x.dtype)
+    if layout.kind == "elements":
+        return (x.reshape(-1) * c).reshape(x.shape)
+    if layout.kind == "rows":
+        return (x.reshape(layout.m, -1) * c[:, None]).reshape(x.shape)
+    return (x.reshape(-1) * c.index_select(0, layout.ids)).reshape(x.shape)

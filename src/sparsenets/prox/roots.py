@@ -1,0 +1,297 @@
+"""Roots of the WGSEF prox equation h(η) = Σ_j clip(a_j·η − t_j, 0, 1) − k = 0.
+
+Every structured prox in `sparsenets.prox` reduces a tensor to one norm per group; WGSEF then needs the root η
+of this monotone, piecewise-linear function of one variable (a_j = √w_j·r_j > 0, t_j = τ·w_j ≥ 0).
+Group j has two breakpoints: lo_j = t_j/a_j (it starts to grow) and hi_j = (1 + t_j)/a_j (it saturates at 1).
+
+Three solvers with one contract, all returning η in float64 as a Python float:
+- `root_select`: worst-case O(m) (the paper's claim). Bracketing on medians of the breakpoints inside the
+  bracket, with affine accumulators for groups that left it; a strided-sample bracket first so that the only
+  full pass over the m groups is one classification.
+- `root_sweep`: the O(m log m) sort-and-cumsum event sweep (the reference and the benchmark baseline).
+- `root_bisect`: bisection with an exact solve on the last linear piece (a slow, simple cross-check).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from sparsenets.prox.select import kth_smallest
+
+Shift = float | torch.Tensor  # t = τ·w: a Python float for unit weights, else a tensor shaped like a
+
+_SMALL = 64  # below this many breakpoints a sort beats the selection machinery
+_SAMPLE = 8192  # groups in the strided sample that brackets the root before the full pass
+
+
+def _take(a: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """a[mask]; small inputs use masked_select, which stays on one thread (a[mask] wakes the pool)."""
+    return a.masked_select(mask) if a.numel() <= 1 << 16 else a[mask]
+
+
+def _as_vec(t: Shift, like: torch.Tensor) -> torch.Tensor:
+    return t if isinstance(t, torch.Tensor) else torch.full_like(like, float(t))
+
+
+def h_value(a: torch.Tensor, t: Shift, k: float, eta: float) -> float:
+    """h(η) = Σ clip(a·η − t, 0, 1) − k in float64 (a: (m,), t: float or (m,))."""
+    return (
+        float(torch.clamp(a.double() * eta - (t.double() if isinstance(t, torch.Tensor) else t), 0, 1).sum())
+        - k
+    )
+
+
+def root_sweep(a: torch.Tensor, t: Shift, k: float) -> float:
+    """Solve h(η) = 0 by sorting the 2m breakpoints and sweeping slopes/offsets with cumulative sums.
+
+    Args:
+        a: (m,) group strengths, a_j ≥ 0 (zeros are ignored); at least one more than k positive entries.
+        t: τ·w_j, a float or an (m,) tensor, ≥ 0.
+        k: target (may be fractional).
+
+    Returns:
+        η ≥ 0 with h(η) = 0; in a flat exactly-k interval, a point inside it.
+    """
+    a = a.double().reshape(-1)
+    tv = _as_vec(t, a).double().reshape(-1)
+    pos_mask = a > 0
+    a, tv = _take(a, pos_mask), _take(tv, pos_mask)
+    pos, order = torch.cat([tv / a, (1 + tv) / a]).sort(stable=True)
+    slope = torch.cat([a, -a]).index_select(0, order).cumsum(0)
+    offset = torch.cat([-tv, tv + 1]).index_select(0, order).cumsum(0)
+    g = slope * pos + offset  # Σφ at each event (h + k), nondecreasing
+    tol = 1e-12 * max(1.0, k)
+    i = int(torch.searchsorted(g, torch.tensor([k - tol], dtype=g.dtype)).item())
+    i = min(max(i, 1), pos.numel() - 1)
+    s_prev, o_prev = float(slope[i - 1]), float(offset[i - 1])
+    if s_prev <= 1e-300 * max(1.0, abs(o_prev)):
+        return float(pos[i])
+    eta = (k - o_prev) / s_prev
+    # an exactly-k flat piece starting at pos[i]: move to its middle so no group sits on a breakpoint
+    if abs(float(g[i]) - k) <= tol and i + 1 < pos.numel() and float(slope[i]) <= 1e-300:
+        return 0.5 * (float(pos[i]) + float(pos[i + 1]))
+    return min(max(eta, float(pos[i - 1])), float(pos[i]))
+
+
+def root_bisect(a: torch.Tensor, t: Shift, k: float, iters: int = 60) -> float:
+    """Solve h(η) = 0 by bisection on [min lo, max hi], then exactly on the final linear piece (same contract)."""
+    a = a.double().reshape(-1)
+    tv = _as_vec(t, a).double().reshape(-1)
+    keep = a > 0
+    a, tv = _take(a, keep), _take(tv, keep)
+    left, right = float((tv / a).min()), float(((1 + tv) / a).max())
+    for _ in range(iters):
+        mid = 0.5 * (left + right)
+        if h_value(a, tv, k, mid) >= 0:
+            right = mid
+        else:
+            left = mid
+    return _affine_finish(a, tv, k, left, right)
+
+
+def _affine_finish(a: torch.Tensor, tv: torch.Tensor, k: float, left: float, right: float) -> float:
+    """Exact root once [left, right] brackets it: solve on the sub-pieces cut by breakpoints inside."""
+    lo, hi = tv / a, (1 + tv) / a
+    inner = torch.cat([lo, hi])
+    inner = _take(inner, (inner > left) & (inner < right)).sort().values
+    knots = [left, *inner.tolist(), right]
+    for x0, x1 in itertools.pairwise(knots):
+        h1 = h_value(a, tv, k, x1)
+        if h1 >= 0:
+            h0 = h_value(a, tv, k, x0)
+            if h1 - h0 <= 0:
+                return 0.5 * (x0 + x1)
+            return x0 + (x1 - x0) * (-h0) / (h1 - h0)
+    return right
+
+
+@dataclass
+class _Bracket:
+    """[left, right] holds the root; groups whose breakpoints all lie outside it contribute the affine
+    ones + slope·η − offset to Σφ there (the accumulators)."""
+
+    left: float = 0.0
+    right: float = math.inf
+    ones: float = 0.0
+    slope: float = 0.0
+    offset: float = 0.0
+
+    def fixed_part(self, eta: float | torch.Tensor) -> float | torch.Tensor:
+        return self.ones + self.slope * eta - self.offset
+
+    def absorb(self, a: torch.Tensor, tv: Shift) -> tuple[torch.Tensor, Shift]:
+        """Move groups with no breakpoint inside (left, right) into the accumulators; return the rest."""
+        # breakpoints computed exactly as in `_median_step`, so a group kept here has a candidate there
+        lo, hi = tv / a, (1 + tv) / a
+        ones = hi <= self.left
+        zeros = lo >= self.right
+        linear = (lo <= self.left) & (hi >= self.right)
+        self.ones += float(torch.count_nonzero(ones))
+        n_lin = int(torch.count_nonzero(linear))
+        if n_lin:
+            self.slope += float(torch.where(linear, a, 0).sum(dtype=torch.float64))
+            if isinstance(tv, torch.Tensor):
+                self.offset += float(torch.where(linear, tv, 0).sum(dtype=torch.float64))
+            else:
+                self.offset += tv * n_lin
+        rest = ~(ones | zeros | linear)
+        return _take(a, rest), (_take(tv, rest) if isinstance(tv, torch.Tensor) else tv)
+
+    def h(self, a: torch.Tensor, tv: Shift, k: float, eta: float) -> float:
+        """h(η) for η in the bracket, given the groups not yet absorbed."""
+        if not math.isfinite(eta):
+            return math.inf
+        return float(self.fixed_part(eta)) + float(torch.clamp(a * eta - tv, 0, 1).sum()) - k
+
+    def solve(self, k: float) -> float:
+        """Root of the affine function left when no group is active."""
+        if self.slope > 0:
+            eta = (k - self.ones + self.offset) / self.slope
+            return min(max(eta, self.left), self.right)
+        # flat exactly-k piece: any point inside gives the same prox; the middle keeps clear of breakpoints
+        return 0.5 * (self.left + self.right) if math.isfinite(self.right) else self.left
+
+
+def _sample_bracket(a: torch.Tensor, t: Shift, k: float, br: _Bracket) -> tuple[float, float]:
+    """A narrow sub-bracket of `br` that holds the root with high probability, from a strided sample of the
+    active groups (sweep of the sample scaled up, ± 4 standard deviations of the sampled count).
+    Only a guess: the caller checks it and falls back to a median step."""
+    n = a.numel()
+    step = max(1, n // _SAMPLE)
+    sa = a[::step].double()
+    st = _as_vec(t[::step] if isinstance(t, torch.Tensor) else t, sa).double()
+    keep = sa > 0
+    sa, st = _take(sa, keep), _take(st, keep)
+    if sa.numel() == 0:
+        return br.left, br.right
+    scale = n / math.ceil(n / step)
+    pos, order = torch.cat([st / sa, (1 + st) / sa]).sort()
+    slope = torch.cat([sa, -sa]).index_select(0, order).cumsum(0)
+    offset = torch.cat([-st, st + 1]).index_select(0, order).cumsum(0)
+    sampled = slope * pos + offset  # Σφ over the sample at each event
+    est = br.fixed_part(pos) + scale * sampled  # estimated Σφ over everything, nondecreasing
+    guess = _crossing(pos, est, k, br.left)
+    # the sampled count near the root sets the sampling noise (binomial-like: √count)
+    count = float(torch.clamp(torch.clamp(sa * guess - st, 0, 1).sum(), min=0.0))
+    delta = scale * (4.0 * math.sqrt(min(count, sa.numel() - count) + 1.0) + 2.0)
+    left = _crossing(pos, est, k - delta, br.left)
+    right = _crossing(pos, est, k + delta, br.right)
+    return max(br.left, left), min(br.right, right)
+
+
+def _crossing(pos: torch.Tensor, est: torch.Tensor, target: float, default: float) -> float:
+    """η where the piecewise-linear interpolation of (pos, est) reaches target (default when off either end)."""
+    i = int(torch.searchsorted(est, torch.tensor([target], dtype=est.dtype)).item())
+    if i == 0 or i >= pos.numel():
+        return default
+    e0, e1, p0, p1 = float(est[i - 1]), float(est[i]), float(pos[i - 1]), float(pos[i])
+    return p1 if e1 <= e0 else p0 + (p1 - p0) * (target - e0) / (e1 - e0)
+
+
+def _median_step(a: torch.Tensor, tv: Shift, k: float, br: _Bracket) -> None:
+    """Cut the bracket at the exact median of the breakpoints inside it (worst-case linear selection)."""
+    cand = torch.cat([tv / a, (1 + tv) / a])
+    cand = _take(cand, (cand > br.left) & (cand < br.right))
+    if cand.numel() <= _SMALL:
+        pivot = float(cand.sort().values[cand.numel() // 2])
+    else:
+        pivot = float(kth_smallest(cand, cand.numel() // 2))
+    if br.h(a, tv, k, pivot) >= 0:
+        br.right = pivot
+    else:
+        br.left = pivot
+
+
+def _bracket_loop(a: torch.Tensor, tv: Shift, k: float, br: _Bracket) -> float:
+    """Shrink the bracket until no group has a breakpoint inside it, then solve the affine rest.
+
+    Each round tries a sampled sub-bracket (accepted only if it holds the root and at least halves the active
+    groups); otherwise it takes a median step, which halves the breakpoints inside. So O(m) in the worst case.
+    """
+    keep = a > 0  # an all-zero group never grows (and 0/0 breakpoints would poison the medians)
+    a = _take(a, keep)
+    if isinstance(tv, torch.Tensor):
+        tv = _take(tv, keep)
+    a, tv = br.absorb(a, tv)
+    while a.numel() > 0:
+        if a.numel() > 4 * _SMALL:
+            left, right = _sample_bracket(a, tv, k, br)
+            trial = replace(br, left=left, right=right)
+            ra, rt = trial.absorb(a, tv)
+            if ra.numel() <= a.numel() // 2 and trial.h(ra, rt, k, left) <= 0 <= trial.h(ra, rt, k, right):
+                br, a, tv = trial, ra, rt
+                continue
+        _median_step(a, tv, k, br)
+        a, tv = br.absorb(a, tv)
+    return br.solve(k)
+
+
+def root_select(a: torch.Tensor, t: Shift, k: float) -> float:
+    """Solve h(η) = 0 in worst-case O(m) time (see module doc; same contract as `root_sweep`).
+
+    Args:
+        a: (m,) group strengths ≥ 0, float32 or float64 (float32 is only classified, never solved, in float32).
+        t: τ·w_j as a float (unit weights: the fast path) or an (m,) tensor.
+        k: target count, with more than k positive entries in a.
+    """
+    a = a.reshape(-1)
+    if isinstance(t, torch.Tensor):
+        t = t.reshape(-1)
+    br = _Bracket()
+    if a.numel() > 4 * _SAMPLE:  # one classification pass over everything, then work on the few left
+        left, right = _sample_bracket(a, t, k, br)
+        if math.isfinite(right):
+            trial = _Bracket(left=left, right=right)
+            if isinstance(t, torch.Tensor):
+                sub_a, sub_t = trial.absorb(
+                    *_classify(a, t, right)
+                )  # still in a's dtype: the bulk of the work
+            else:
+                sub_a, sub_t = _classify_unit(a, t, trial), t
+            sub_a = sub_a.double()
+            sub_t = sub_t.double() if isinstance(sub_t, torch.Tensor) else sub_t
+            if trial.h(sub_a, sub_t, k, left) <= 0 <= trial.h(sub_a, sub_t, k, right):
+                return _bracket_loop(sub_a, sub_t, k, trial)
+    return _bracket_loop(a.double(), t.double() if isinstance(t, torch.Tensor) else t, k, br)
+
+
+def _classify(a: torch.Tensor, t: Shift, right: float) -> tuple[torch.Tensor, Shift]:
+    """One pass over all groups: keep those that are nonzero somewhere below `right` (lo_j < right).
+
+    The others contribute 0 on [0, right], so the problem restricted to the kept ones is exact there; as
+    Σφ = k, they are typically a few times k groups. For unit weights this is one comparison on a; float32
+    thresholds are widened by a few ulps so borderline groups are kept (and then handled in float64).
+    """
+    wide = 8 * torch.finfo(a.dtype).eps
+    if isinstance(t, torch.Tensor):
+        keep = t * (1 - wide) < a * right
+        return _take(a, keep), _take(t, keep).to(a.dtype)
+    return _take(a, a > t / right * (1 - wide)), t
+
+
+def _classify_unit(a: torch.Tensor, t: float, br: _Bracket) -> torch.Tensor:
+    """Unit weights: absorb every group without a breakpoint in (left, right) into `br` in a few passes over a
+    (the classes are intervals of a) and return the rest. Thresholds are widened by a few ulps so that a
+    borderline group is returned rather than misclassified; sums are accumulated in float64."""
+    wide = 8 * torch.finfo(a.dtype).eps
+    left, right = br.left, br.right
+    inf = math.inf
+    sat_from = (1 + t) / left * (1 + wide) if left > 0 else inf
+    zero_to = t / right * (1 - wide)
+    lin_from = t / left * (1 + wide) if left > 0 else inf
+    lin_to = (1 + t) / right * (1 - wide)
+    sat = a >= sat_from
+    br.ones += float(torch.count_nonzero(sat))
+    active = (a > zero_to) ^ sat  # sat lies inside {a > zero_to}
+    if lin_from <= lin_to:
+        lin = (a >= lin_from) & (a <= lin_to)
+        n_lin = int(torch.count_nonzero(lin))
+        if n_lin:
+            br.slope += float(torch.where(lin, a, 0).sum(dtype=torch.float64))
+            br.offset += t * n_lin
+            active ^= lin  # lin lies inside {a > zero_to} and outside sat
+    return _take(a, active)

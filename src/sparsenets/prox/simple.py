@@ -1,0 +1,50 @@
+"""Group lasso, l1 and hard top-k on the same "group norms → multipliers" core as WGSEF."""
+
+from __future__ import annotations
+
+import torch
+
+from sparsenets.prox.checks import check_finite_norms, check_k, check_tau, check_weights
+from sparsenets.prox.layout import group_norms, resolve_layout, scale_groups
+
+
+def group_lasso_multipliers(r: torch.Tensor, tau: float, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(m,) multipliers of prox of τ·Σ_j w_j r_j (group soft-threshold): c_j = max(0, 1 − τw_j/r_j)."""
+    tau = check_tau(tau)
+    w = check_weights(weights, r.numel(), r)
+    check_finite_norms(r)
+    thr = tau if w is None else tau * w.to(r.dtype)
+    return torch.clamp(1 - thr / r.clamp_min(torch.finfo(r.dtype).tiny), min=0)
+
+
+def group_lasso_prox(
+    x: torch.Tensor, tau: float, groups: torch.Tensor | None = None, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """prox of τ·Σ_j w_j‖x_{g_j}‖ (SSL / group lasso); layout rules as in `wgsef_prox`. Returns z like x."""
+    layout = resolve_layout(x, groups)
+    return scale_groups(x, group_lasso_multipliers(group_norms(x, layout), tau, weights), layout)
+
+
+def l1_prox(x: torch.Tensor, tau: float) -> torch.Tensor:
+    """Elementwise soft-threshold, prox of τ‖x‖₁ (any shape; every element is a group)."""
+    return group_lasso_prox(x.reshape(-1), tau).reshape(x.shape)
+
+
+def topk_multipliers(r: torch.Tensor, k: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(m,) 0/1 multipliers keeping the k groups with the largest r_j/√w_j (ties: lower index first)."""
+    k = check_k(k, r.numel())
+    w = check_weights(weights, r.numel(), r)
+    check_finite_norms(r)
+    score = r.double() if w is None else r.double() / w.sqrt()
+    order = torch.argsort(score, descending=True, stable=True)
+    keep = torch.zeros(r.numel(), dtype=r.dtype, device=r.device)
+    keep[order[:k]] = 1
+    return keep
+
+
+def hard_topk_prox(
+    x: torch.Tensor, k: int, groups: torch.Tensor | None = None, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Zero all but the k strongest groups (the projection onto ≤ k groups; with weights, ranks by r/√w)."""
+    layout = resolve_layout(x, groups)
+    return scale_groups(x, topk_multipliers(group_norms(x, layout), k, weights), layout)

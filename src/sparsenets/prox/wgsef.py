@@ -1,0 +1,120 @@
+"""The WGSEF penalty W_{k,w} and its exact prox (Refael, Arbel, Huleihel, arXiv:2212.12921; see the spec).
+
+W(θ) = ½·min_{u ∈ D_k} Σ_j w_j r_j²/u_j with r_j = ‖θ_{g_j}‖, D_k = {u ∈ [0,1]^m : Σu ≤ k}: the convex envelope
+of ½Σw_j r_j² restricted to at most k nonzero groups (½ · squared weighted group k-support norm).
+prox_{τW}(x) scales group j by c_j = u_j/(u_j + τw_j), u_j = clip(a_j·η − τw_j, 0, 1), a_j = √w_j·r_j, where η
+is the root of Σu_j = k (`sparsenets.prox.roots`). Groups with u = 1 are kept (shrunk by 1/(1+τw)), 0 < u < 1 form
+a "band" (group soft-threshold), u = 0 are pruned.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sparsenets.prox.checks import check_finite_norms, check_k, check_tau, check_weights
+from sparsenets.prox.layout import group_norms, resolve_layout, scale_groups
+from sparsenets.prox.roots import root_select
+
+_BIG = 1 << 16  # above this many float32 groups, multipliers are computed in float32 (one pass fewer)
+
+
+def _snap_eps(dtype: torch.dtype) -> float:
+    # round-off otherwise leaves ~1e-16 "ghost" groups at the lower breakpoint
+    return 1e-12 if dtype == torch.float64 else 1e-6
+
+
+def wgsef_multipliers(
+    r: torch.Tensor, k: int, tau: float, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-group multipliers c of prox_{τW_{k,w}} given the group norms.
+
+    Args:
+        r: (m,) group norms ≥ 0 (float32 or float64).
+        k: groups to keep, 1 ≤ k ≤ m.
+        tau: prox step τ ≥ 0 (lr · λ).
+        weights: (m,) positive weights w_j (default ones).
+
+    Returns:
+        (m,) multipliers in [0, 1/(1+τw_j)], float64 unless r is float32 with more than 65536 groups.
+    """
+    m = r.numel()
+    k = check_k(k, m)
+    tau = check_tau(tau)
+    w = check_weights(weights, m, r)
+    check_finite_norms(r)
+    work = r.dtype if (r.dtype == torch.float32 and m > _BIG) else torch.float64
+    if tau == 0:
+        return torch.ones(m, dtype=work, device=r.device)
+    a = r.to(work) if w is None else r.double() * w.sqrt()
+    t = tau if w is None else tau * w
+    if int(torch.count_nonzero(a)) <= k:
+        return 1.0 / (1.0 + (t if w is not None else torch.full_like(a, t)))
+    eta = root_select(a, t, float(k))
+    u = a * eta
+    u.sub_(t).clamp_(0, 1)
+    u = torch.where(u > _snap_eps(u.dtype), u, 0)
+    return u / (u + t)
+
+
+def wgsef_prox(
+    x: torch.Tensor,
+    k: int,
+    tau: float,
+    groups: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """prox_{τ·W_{k,w}}(x) = argmin_z τ·W(z) + ½‖z − x‖², exact, in worst-case linear time in the groups.
+
+    Args:
+        x: the tensor; 1-D with `groups=None`: every element is a group (the SEF); ≥ 2-D: each x[i] is a group.
+        k: number of groups the penalty aims at, 1 ≤ k ≤ m.
+        tau: step τ ≥ 0.
+        groups: optional integer ids shaped like x (groups 0..max).
+        weights: optional (m,) positive group weights w_j (cost of group j in ½Σw_j r_j²).
+
+    Returns:
+        z shaped and typed like x (float32 in: the root is solved in float64).
+    """
+    layout = resolve_layout(x, groups)
+    if layout.kind == "elements" and weights is None and layout.m > _BIG:
+        return _elementwise_prox(x, k, tau)
+    c = wgsef_multipliers(group_norms(x, layout), k, tau, weights)
+    return scale_groups(x, c, layout)
+
+
+def _elementwise_prox(x: torch.Tensor, k: int, tau: float) -> torch.Tensor:
+    """The unit-weight elementwise case in four passes: z = sign(x)·min(max(|x| − τ/η, 0), |x|/(1+τ)),
+    which is x·u/(u+τ) written without the multipliers (band: soft-threshold; kept: ridge-shrunk)."""
+    k, tau = check_k(k, x.numel()), check_tau(tau)
+    a = x.reshape(-1).abs()
+    check_finite_norms(a)
+    if tau == 0:
+        return x.clone()
+    if int(torch.count_nonzero(a)) <= k:
+        return x / (1 + tau)
+    theta = tau / root_select(a, tau, float(k))
+    z = (a - theta).clamp_(min=0)
+    torch.minimum(z, a.mul_(1 / (1 + tau)), out=z)
+    return z.copysign_(x.reshape(-1)).reshape(x.shape)
+
+
+def wgsef_value_from_norms(r: torch.Tensor, k: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """W_{k,w} from the (m,) group norms: a 0-d float64 tensor."""
+    m = r.numel()
+    k = check_k(k, m)
+    w = check_weights(weights, m, r)
+    check_finite_norms(r)
+    a = r.double() if w is None else r.double() * w.sqrt()
+    if int(torch.count_nonzero(a)) <= k:
+        return 0.5 * a.square().sum()
+    eta = root_select(a, 0.0, float(k))  # Σ min(a·η, 1) = k
+    sat = a * eta >= 1
+    return 0.5 * (torch.where(sat, a.square(), 0).sum() + torch.where(sat, 0, a).sum() / eta)
+
+
+def wgsef_value(
+    x: torch.Tensor, k: int, groups: torch.Tensor | None = None, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The penalty W_{k,w}(x) (same layout rules as `wgsef_prox`): a 0-d float64 tensor."""
+    layout = resolve_layout(x, groups)
+    return wgsef_value_from_norms(group_norms(x, layout), k, weights)

@@ -1,0 +1,211 @@
+"""Group layouts, the proximal optimizer wrapper and compaction on real (small) models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sparsenets.compact import compact, load_compact, measure, save_compact
+from sparsenets.errors import SparsenetsError
+from sparsenets.groups import GroupLayout, coupled_layouts
+from sparsenets.models.cnn import VGG16BN, LeNet5
+from sparsenets.optim import ProxBlock, ProxOptimizer
+from sparsenets.prox import PROXES, topk_multipliers
+from sparsenets.train import TensorBatches, Trainer
+
+
+class TinyResNet(nn.Module):
+    """conv-BN → two residual branches added → linear: channels must be tied across the add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.branch = nn.Sequential(nn.Conv2d(8, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        return self.head(torch.relu(h + self.branch(h)))
+
+
+def test_coupled_lenet_groups_match_manual_slices() -> None:
+    torch.manual_seed(0)
+    model = LeNet5(width=0.5)
+    layouts = coupled_layouts(model, torch.randn(1, 1, 28, 28))
+    assert [lay.name for lay in layouts] == ["0", "3", "7"]
+    conv2, fc1 = model[3], model[7]
+    lay = layouts[1]
+    c2 = conv2.out_channels
+    manual = (
+        conv2.weight.reshape(c2, -1).square().sum(1)
+        + conv2.bias.square()
+        + fc1.weight.reshape(fc1.out_features, c2, 16).square().sum((0, 2))
+    )
+    torch.testing.assert_close(lay.sq_norms(), manual.double().detach(), rtol=1e-6, atol=0)
+    c = torch.zeros(c2)
+    c[3] = 2.0
+    before = fc1.weight.detach().clone()
+    lay.scale_(c)
+    assert torch.count_nonzero(conv2.weight[torch.arange(c2) != 3]) == 0
+    torch.testing.assert_close(fc1.weight[:, 48:64], 2 * before[:, 48:64])
+    assert torch.count_nonzero(fc1.weight[:, :48]) == 0
+
+
+@pytest.mark.parametrize("kind", ["element", "filter", "channel", "shape", "layer"])
+def test_single_layer_kinds(kind: str) -> None:
+    conv = nn.Conv2d(3, 4, 3)
+    model = nn.Sequential(conv)
+    lay = GroupLayout.of_layer(model, "0", kind)
+    w = conv.weight.detach().double()
+    expected = {
+        "element": w.reshape(-1).square(),
+        "filter": w.reshape(4, -1).square().sum(1) + conv.bias.detach().double().square(),
+        "channel": w.square().sum((0, 2, 3)),
+        "shape": w.reshape(4, -1).square().sum(0),
+        "layer": w.square().sum().reshape(1),
+    }[kind]
+    torch.testing.assert_close(lay.sq_norms(), expected)
+    lay.scale_(torch.zeros(lay.m))
+    assert torch.count_nonzero(conv.weight) == 0
+
+
+def test_residual_channels_are_tied_across_the_add() -> None:
+    model = TinyResNet()
+    layouts = coupled_layouts(model, torch.randn(1, 1, 8, 8))
+    tied = [lay for lay in layouts if {"stem.0.weight", "branch.2.weight"} <= {mb.name for mb in lay.members}]
+    assert len(tied) == 1 and tied[0].m == 8
+    names = {mb.name for mb in tied[0].members}
+    assert {"stem.1.weight", "stem.1.bias", "branch.0.weight", "head.2.weight"} <= names
+
+
+def _train_prox(model: nn.Module, x: torch.Tensor, y: torch.Tensor, penalty: str, steps: int = 12):
+    blocks = [ProxBlock(lay, 0.5, 0.5, prox=PROXES[penalty]) for lay in coupled_layouts(model, x[:1])]
+    sgd = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = ProxOptimizer(sgd, blocks, select=topk_multipliers, warmup_steps=4)
+    trainer = Trainer(
+        model,
+        opt,
+        TensorBatches(x, y, batch_size=16, seed=0),
+        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
+        steps,
+        device="cpu",
+        progress=False,
+    )
+    trainer.fit()
+    return opt
+
+
+@pytest.mark.parametrize("penalty", ["wgsef", "group_lasso"])
+def test_prox_training_ends_with_exactly_k_and_compacts_exactly(penalty: str) -> None:
+    torch.manual_seed(1)
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    model = VGG16BN(width=0.125)
+    opt = _train_prox(model, x, y, penalty)
+    assert opt.ramp() == 1.0
+    opt.finalize()
+    assert opt.kept() == [b.k for b in opt.blocks]
+    model.eval()
+    small = compact(model, x[:1])
+    assert max(float((small(x) - model(x)).abs().max()), 0.0) <= 1e-4
+    stats = measure(model, small, x[:1], repeat=3)
+    assert (
+        stats["flops_compact"] < stats["flops_dense"] / 2 and stats["params_compact"] < stats["params_dense"]
+    )
+
+
+def test_hold_mask_fine_tuning_keeps_zeros_and_state_roundtrip() -> None:
+    torch.manual_seed(2)
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    model = LeNet5(width=0.5)
+    opt = _train_prox(model, x, y, "wgsef", steps=5)
+    opt.hold_mask()
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert opt.kept() == [b.k for b in opt.blocks]
+    state = opt.state_dict()
+    other = ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), opt.blocks)
+    other.load_state_dict(state)
+    assert other.steps_done == opt.steps_done and other.frozen is not None
+
+
+def test_compact_residual_and_save_load(tmp_path) -> None:
+    torch.manual_seed(3)
+    model = TinyResNet().eval()
+    x = torch.randn(4, 1, 8, 8)
+    for lay in coupled_layouts(model, x[:1]):
+        c = torch.ones(lay.m)
+        c[::2] = 0
+        lay.scale_(c)
+    small = compact(model, x[:1])
+    assert float((small(x) - model(x)).abs().max()) <= 1e-5
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
+    lenet = LeNet5(width=0.5).eval()
+    lay = coupled_layouts(lenet, torch.randn(1, 1, 28, 28))[0]
+    lay.scale_(torch.tensor([0.0, 1.0] * (lay.m // 2)))
+    small = compact(lenet, torch.randn(1, 1, 28, 28))
+    save_compact(small, tmp_path / "lenet")
+    again = load_compact(tmp_path / "lenet")
+    xs = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(again(xs), small(xs))
+    assert again[0].out_channels == lay.m // 2
+
+
+def test_bad_layouts_and_blocks_get_clear_errors() -> None:
+    model = LeNet5(width=0.5)
+    with pytest.raises(SparsenetsError, match="no layer"):
+        GroupLayout.of_layer(model, "nope")
+    with pytest.raises(SparsenetsError, match="kind"):
+        GroupLayout.of_layer(model, "0", "diagonal")
+    lay = GroupLayout.of_layer(model, "0")
+    with pytest.raises(SparsenetsError, match="one multiplier per group"):
+        lay.scale_(torch.ones(lay.m + 1))
+    with pytest.raises(SparsenetsError, match="between 1 and"):
+        ProxBlock(lay, lay.m + 1, 0.1)
+    with pytest.raises(SparsenetsError, match="keep ratio"):
+        ProxBlock(lay, 1.5, 0.1)
+    with pytest.raises(SparsenetsError, match="lam"):
+        ProxBlock(lay, 2, -1.0)
+    with pytest.raises(SparsenetsError, match="prox must be a function"):
+        ProxBlock(lay, 2, 0.1, prox="wgsef")
+    with pytest.raises(SparsenetsError, match="needs a selection"):
+        ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), [ProxBlock(lay, 2, 0.1)]).finalize()
+    other = LeNet5(width=0.5)
+    with pytest.raises(SparsenetsError, match="not in the wrapped optimizer"):
+        ProxOptimizer(torch.optim.SGD(other.parameters(), lr=0.1), [ProxBlock(lay, 2, 0.1)])
+
+
+def test_prox_step_is_deterministic_so_ddp_ranks_stay_identical() -> None:
+    """Two replicas with identical parameters and gradients stay bitwise identical (what DDP relies on)."""
+    torch.manual_seed(4)
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    replicas = [LeNet5(width=0.5) for _ in range(2)]
+    replicas[1].load_state_dict(replicas[0].state_dict())
+    opts = []
+    for model in replicas:
+        blocks = [ProxBlock(lay, 0.3, 2.0, prox=PROXES["wgsef"]) for lay in coupled_layouts(model, x[:1])]
+        opts.append(
+            ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), blocks, select=topk_multipliers)
+        )
+    for _ in range(3):
+        for model, opt in zip(replicas, opts):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    for p, q in zip(replicas[0].parameters(), replicas[1].parameters()):
+        assert torch.equal(p, q)
+
+
+def test_masks_and_sizes_follow_the_groups() -> None:
+    model = LeNet5(width=0.5)
+    lay = coupled_layouts(model, torch.randn(1, 1, 28, 28))[1]  # conv2 filters + bias + fc1 input columns
+    keep = torch.zeros(lay.m, dtype=torch.bool)
+    keep[[0, 5]] = True
+    masks = lay.masks(keep)
+    assert masks["3.weight"].shape == model[3].weight.shape
+    assert masks["3.weight"][[0, 5]].all() and not masks["3.weight"][1].any()
+    assert masks["7.weight"][:, :16].all() and not masks["7.weight"][:, 16:80].any()
+    per_group = 10 * 25 + 1 + model[7].out_features * 16  # filter + bias + 16 fc1 columns
+    assert lay.sizes().tolist() == [float(per_group)] * lay.m
