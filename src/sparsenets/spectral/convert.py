@@ -9,7 +9,7 @@ from torch import nn
 from sparsenets.errors import ConfigError
 from sparsenets.spectral.layer import SSTLinear
 from sparsenets.spectral.sampling import SAMPLING_MODES
-from sparsenets.spectral.targets import check_rank, replace_module, select_linears
+from sparsenets.spectral.targets import swap_linears, unswap
 
 
 @dataclass
@@ -58,11 +58,11 @@ def convert(model: nn.Module, config: SSTConfig) -> nn.Module:
     Raises:
         ConfigError: a target that matches no nn.Linear, or a rank outside [1, min(in, out)] for a chosen layer.
     """
-    chosen = select_linears(model, config.targets)
-    for name, lin in chosen.items():
-        check_rank(config.rank, lin.in_features, lin.out_features, name)
-    for name, lin in chosen.items():
-        sst = SSTLinear(
+    return swap_linears(
+        model,
+        config.targets,
+        config.rank,
+        lambda lin: SSTLinear(
             lin.in_features,
             lin.out_features,
             config.rank,
@@ -71,17 +71,13 @@ def convert(model: nn.Module, config: SSTConfig) -> nn.Module:
             bias_init=lin.bias.detach() if lin.bias is not None else None,
             enhanced_grad=config.enhanced_grad,
             normalize=config.normalize,
-        )
-        replace_module(model, name, sst)
-    return model
+        ),
+    )
 
 
 def merge(model: nn.Module) -> nn.Module:
     """Replace every SSTLinear by a plain nn.Linear with weight U diag(s) Vᵀ (in place; returns `model`)."""
-    for name, mod in list(model.named_modules()):
-        if isinstance(mod, SSTLinear):
-            replace_module(model, name, mod.to_linear())
-    return model
+    return unswap(model, SSTLinear)
 
 
 def sst_layers(model: nn.Module) -> list[SSTLinear]:

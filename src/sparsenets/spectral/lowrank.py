@@ -16,7 +16,7 @@ from torch import nn
 
 from sparsenets.errors import ConfigError
 from sparsenets.spectral.schedule import reset_optimizer_state
-from sparsenets.spectral.targets import check_rank, replace_module, select_linears
+from sparsenets.spectral.targets import check_rank, swap_linears, unswap
 from sparsenets.train.callbacks import Callback, TrainState
 
 
@@ -106,11 +106,11 @@ def convert_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
     Raises:
         ConfigError: a target that matches no nn.Linear, or a rank outside [1, min(in, out)].
     """
-    chosen = select_linears(model, config.targets)
-    for name, lin in chosen.items():
-        check_rank(config.rank, lin.in_features, lin.out_features, name)
-    for name, lin in chosen.items():
-        lora = LoRALinear(
+    return swap_linears(
+        model,
+        config.targets,
+        config.rank,
+        lambda lin: LoRALinear(
             lin.in_features,
             lin.out_features,
             config.rank,
@@ -118,17 +118,13 @@ def convert_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
             weight=lin.weight.detach(),
             bias_init=lin.bias.detach() if lin.bias is not None else None,
             scale=config.scale,
-        )
-        replace_module(model, name, lora)
-    return model
+        ),
+    )
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
     """Replace every LoRALinear by a plain nn.Linear (in place; returns `model`)."""
-    for name, mod in list(model.named_modules()):
-        if isinstance(mod, LoRALinear):
-            replace_module(model, name, mod.to_linear())
-    return model
+    return unswap(model, LoRALinear)
 
 
 class ReLoRASchedule(Callback):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import nn
 
@@ -53,3 +53,29 @@ def check_rank(rank: int, in_features: int, out_features: int, name: str) -> Non
             f"rank {rank!r} is invalid for layer {name!r} ({in_features} -> {out_features}); "
             f"use an integer in [1, {k}]"
         )
+
+
+def swap_linears(
+    model: nn.Module, targets: Sequence[str], rank: int, build: Callable[[nn.Linear], nn.Module]
+) -> nn.Module:
+    """Replace every targeted nn.Linear by `build(linear)`, after checking the rank against every chosen layer.
+
+    All checks run before the first swap, so a bad target or rank leaves `model` unchanged.
+
+    Returns:
+        `model`, changed in place.
+    """
+    chosen = select_linears(model, targets)
+    for name, lin in chosen.items():
+        check_rank(rank, lin.in_features, lin.out_features, name)
+    for name, lin in chosen.items():
+        replace_module(model, name, build(lin))
+    return model
+
+
+def unswap(model: nn.Module, layer_type: type) -> nn.Module:
+    """Replace every `layer_type` module (which has `to_linear()`) by the plain nn.Linear it stands for."""
+    for name, mod in list(model.named_modules()):
+        if isinstance(mod, layer_type):
+            replace_module(model, name, mod.to_linear())
+    return model
