@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
+from sparsenets import data
 from sparsenets.compact import compact, count_flops, count_params, measure
 from sparsenets.groups import coupled_layouts
 from sparsenets.optim import ProxBlock, ProxOptimizer
@@ -342,3 +343,35 @@ def plot_and_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def run_study(
+    cfg: Any,
+    ctx: Any,
+    dataset: str,
+    make_model: Callable[[], nn.Module],
+    sizes: list[int],
+    title: str,
+    claim: str,
+    flops_target: float,
+    drop_target: float,
+) -> dict[str, Any]:
+    """One WGSEF study: every method for each seed on `dataset`, then tables, figures and the claims table.
+
+    Returns:
+        The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
+    """
+    torch.set_num_threads(cfg.threads)
+    train, test = data.load(dataset, split="train"), data.load(dataset, split="test")
+    tr = (train.x[: cfg.train_limit or None], train.y[: cfg.train_limit or None])
+    te = (test.x[: cfg.test_limit or None], test.y[: cfg.test_limit or None])
+    per_seed = []
+    for i in range(cfg.seeds):
+        per_seed.append(run_seed(cfg, make_model, tr, te, ctx.seed + i, ctx.log))
+        ctx.save_json("per_seed.json", per_seed)  # after each seed, so a long study shows progress
+    summary = summarize(per_seed)
+    ctx.save_json("summary.json", summary)
+    ctx.write_report(
+        plot_and_report(ctx, cfg, summary, per_seed, sizes, title, claim, flops_target, drop_target)
+    )
+    return summary

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from sparsenets import data
-from sparsenets.experiments.wgsef_common import plot_and_report, run_seed, summarize
+from sparsenets.experiments.wgsef_common import run_study
 from sparsenets.models.cnn import LeNet5
 from sparsenets.runs import RunContext, experiment
 
@@ -51,31 +48,17 @@ class Config:
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Train every method for each seed; write tables and figures; return the seed summary."""
-    torch.set_num_threads(cfg.threads)
-    train, test = data.load("mnist", split="train"), data.load("mnist", split="test")
-    tr = (train.x[: cfg.train_limit or None], train.y[: cfg.train_limit or None])
-    te = (test.x[: cfg.test_limit or None], test.y[: cfg.test_limit or None])
-    per_seed = []
-    for i in range(cfg.seeds):
-        per_seed.append(run_seed(cfg, lambda: LeNet5(width=cfg.width), tr, te, ctx.seed + i, ctx.log))
-        ctx.save_json("per_seed.json", per_seed)
-    summary = summarize(per_seed)
-    ctx.save_json("summary.json", summary)
-    sizes = _layer_sizes(cfg.width)
-    ctx.write_report(
-        plot_and_report(
-            ctx,
-            cfg,
-            summary,
-            per_seed,
-            sizes,
-            "LeNet-5 / MNIST",
-            "higher group sparsity at competitive accuracy (App. A.5, vs Bui et al.)",
-            3.0,
-            0.3,
-        )
+    return run_study(
+        cfg,
+        ctx,
+        "mnist",
+        lambda: LeNet5(width=cfg.width),
+        _layer_sizes(cfg.width),
+        "LeNet-5 / MNIST",
+        "higher group sparsity at competitive accuracy (App. A.5, vs Bui et al.)",
+        3.0,
+        0.3,
     )
-    return summary
 
 
 def _layer_sizes(width: float) -> list[int]:

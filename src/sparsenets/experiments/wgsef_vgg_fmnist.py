@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsenets import data
-from sparsenets.experiments.wgsef_common import plot_and_report, run_seed, summarize
+from sparsenets.experiments.wgsef_common import run_study
 from sparsenets.models.cnn import VGG16BN
 from sparsenets.runs import RunContext, experiment
 
@@ -55,28 +54,14 @@ class Config:
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Train every method for each seed; write tables and figures; return the seed summary."""
-    torch.set_num_threads(cfg.threads)
-    train, test = data.load("fashion-mnist", split="train"), data.load("fashion-mnist", split="test")
-    tr = (train.x[: cfg.train_limit or None], train.y[: cfg.train_limit or None])
-    te = (test.x[: cfg.test_limit or None], test.y[: cfg.test_limit or None])
-    per_seed = []
-    for i in range(cfg.seeds):
-        per_seed.append(run_seed(cfg, lambda: VGG16BN(width=cfg.width), tr, te, ctx.seed + i, ctx.log))
-        ctx.save_json("per_seed.json", per_seed)
-    summary = summarize(per_seed)
-    ctx.save_json("summary.json", summary)
-    sizes = [m.out_channels for m in VGG16BN(width=cfg.width).modules() if isinstance(m, torch.nn.Conv2d)]
-    ctx.write_report(
-        plot_and_report(
-            ctx,
-            cfg,
-            summary,
-            per_seed,
-            sizes,
-            "VGG-16-BN / Fashion-MNIST",
-            "higher group sparsity, competitive accuracy, lower FLOPs (HSPG suite)",
-            5.0,
-            0.5,
-        )
+    return run_study(
+        cfg,
+        ctx,
+        "fashion-mnist",
+        lambda: VGG16BN(width=cfg.width),
+        [m.out_channels for m in VGG16BN(width=cfg.width).modules() if isinstance(m, torch.nn.Conv2d)],
+        "VGG-16-BN / Fashion-MNIST",
+        "higher group sparsity, competitive accuracy, lower FLOPs (HSPG suite)",
+        5.0,
+        0.5,
     )
-    return summary
