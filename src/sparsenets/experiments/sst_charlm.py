@@ -22,7 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from sparsenets import data
-from sparsenets.experiments.sst_common import GradNormTrace, cost_summary, prepare, steady_costs
+from sparsenets.experiments.sst_common import (
+    GradNormTrace,
+    cost_summary,
+    mean_std,
+    prepare,
+    steady_costs,
+)
 from sparsenets.models.char_transformer import CharTransformer
 from sparsenets.runs import RunContext, experiment
 from sparsenets.spectral import merge, merge_lora
@@ -167,10 +173,6 @@ def subrun_cache(cfg: Config, ctx: RunContext) -> Path:
     return ctx.dir.parent / f"sst-charlm-subruns-{'quick-' if ctx.quick else ''}{digest}"
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 @experiment(
     "sst-charlm",
     Config,
@@ -251,7 +253,7 @@ def summarise(
         means = {}
         for method in cfg.methods:
             sel = chosen(method, rank)
-            mean, std = _mean_std([r["val_bpc"] for r in sel])
+            mean, std = mean_std([r["val_bpc"] for r in sel])
             means[method] = mean
             first = sel[0]
             rows.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,3 +153,24 @@ def steady_costs(result: dict[str, Any]) -> tuple[int, int]:
     """
     state = 2 * int(result["trainable_params"])
     return state, int(result["train_state_bytes"]) - 4 * int(result["optimizer_state"]) + 4 * state
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def sweep_then_seeds(
+    one: Callable[[float, int], dict[str, Any]],
+    lrs: Sequence[float],
+    seeds: Sequence[int],
+    score: Callable[[dict[str, Any]], float],
+) -> tuple[float, list[dict[str, Any]]]:
+    """Pick the learning rate on the first seed (highest `score`), then run it on the remaining seeds.
+
+    Returns:
+        (chosen lr, one result per seed in `seeds` order).
+    """
+    sweep = {lr: one(lr, seeds[0]) for lr in lrs}
+    lr = max(sweep, key=lambda k: score(sweep[k]))
+    return lr, [sweep[lr]] + [one(lr, s) for s in seeds[1:]]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,14 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from sparsenets import data
-from sparsenets.experiments.sst_common import GradNormTrace, cost_summary, prepare, steady_costs
+from sparsenets.experiments.sst_common import (
+    GradNormTrace,
+    cost_summary,
+    mean_std,
+    prepare,
+    steady_costs,
+    sweep_then_seeds,
+)
 from sparsenets.models.lorentz import LorentzClassifier, LorentzGCN, sqdist
 from sparsenets.runs import RunContext, experiment
 from sparsenets.train import SampledBatches, Trainer, seed_everything
@@ -222,11 +228,8 @@ def run(cfg: Config, ctx: RunContext) -> dict:
                 runs.append(res)
                 return res
 
-            sweep = {lr: one(lr, seeds[0]) for lr in cfg.lrs}
-            lr = max(sweep, key=lambda k: sweep[k]["val"])
-            sel = [sweep[lr]] + [one(lr, s) for s in seeds[1:]]
-            tests = [r["test"] for r in sel]
-            mean, std = statistics.fmean(tests), statistics.stdev(tests) if len(tests) > 1 else 0.0
+            lr, sel = sweep_then_seeds(one, cfg.lrs, seeds, lambda r: r["val"])
+            mean, std = mean_std([r["test"] for r in sel])
             means[method] = mean
             metrics[f"{task}_{method}"] = mean
             first = sel[0]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from sparsenets import data
-from sparsenets.experiments.sst_common import GradNormTrace, cost_summary, prepare, steady_costs
+from sparsenets.experiments.sst_common import (
+    GradNormTrace,
+    cost_summary,
+    mean_std,
+    prepare,
+    steady_costs,
+    sweep_then_seeds,
+)
 from sparsenets.models.seq2seq import Seq2SeqTransformer
 from sparsenets.runs import RunContext, experiment
 from sparsenets.train import TensorBatches, Trainer, seed_everything
@@ -217,11 +223,8 @@ def run(cfg: Config, ctx: RunContext) -> dict:
                 runs.append(res)
                 return res
 
-            sweep = {lr: one(lr, seeds[0]) for lr in cfg.lrs}
-            lr = min(sweep, key=lambda k: sweep[k]["val_loss"])
-            sel = [sweep[lr]] + [one(lr, s) for s in seeds[1:]]
-            bleus = [r["bleu"] for r in sel]
-            mean, std = statistics.fmean(bleus), statistics.stdev(bleus) if len(bleus) > 1 else 0.0
+            lr, sel = sweep_then_seeds(one, cfg.lrs, seeds, lambda r: -r["val_loss"])
+            mean, std = mean_std([r["bleu"] for r in sel])
             means[method] = metrics[f"bleu_{geometry}_{method}"] = mean
             first = sel[0]
             rows.append(
