@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,17 @@ def modular_split(p: int, op: str, train_frac: float, seed: int, pairs: str = "l
         train = (train[0][train[0][:, 0] <= train[0][:, 1]], train[1][train[0][:, 0] <= train[0][:, 1]])
         test = (test[0][test[0][:, 0] <= test[0][:, 1]], test[1][test[0][:, 0] <= test[0][:, 1]])
     return Split(train[0], train[1], test[0], test[1], p)
+
+
+def modular_setup(cfg: Any, seed: int) -> tuple[Split, list[int], dict[str, Any]]:
+    """The modular-arithmetic split, the member seeds and the identity of the shared dense run for `cfg`.
+
+    Returns:
+        (split, seeds seed..seed+cfg.seeds-1, identity dict that names the cached dense run).
+    """
+    split = modular_split(cfg.p, cfg.op, cfg.train_frac, seed, cfg.pairs)
+    ident = {"p": cfg.p, "op": cfg.op, "train_frac": cfg.train_frac, "pairs": cfg.pairs, "split_seed": seed}
+    return split, [seed + i for i in range(cfg.seeds)], ident
 
 
 def build(factory: Callable[[], nn.Module], seeds: Sequence[int]) -> nn.Module:

@@ -113,16 +113,8 @@ def plot_curves(
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Train dense, take the k=0.6 ticket at the last step, train every control from θ0; time grokking."""
     torch.set_num_threads(cfg.threads)
-    split = G.modular_split(cfg.p, cfg.op, cfg.train_frac, ctx.seed, cfg.pairs)
-    seeds = [ctx.seed + i for i in range(cfg.seeds)]
+    split, seeds, ident = G.modular_setup(cfg, ctx.seed)
     ctx.log(f"train {len(split.y_train)} / test {len(split.y_test)} pairs; seeds {seeds}")
-    ident = {
-        "p": cfg.p,
-        "op": cfg.op,
-        "train_frac": cfg.train_frac,
-        "pairs": cfg.pairs,
-        "split_seed": ctx.seed,
-    }
     dense, _, dense_hist, snaps, dense_steps = G.dense_mlp_run(
         ctx.dir.parent, split, seeds, identity=ident, dense_steps=cfg.dense_steps,
         dense_max_steps=cfg.dense_max_steps, snapshot_every=cfg.mem_step, lr=cfg.lr, weight_decay=cfg.weight_decay,

@@ -92,15 +92,7 @@ def train_tickets(
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Dense run with snapshots every `timing_every` steps; tickets for every k and every mask time."""
     torch.set_num_threads(cfg.threads)
-    split = G.modular_split(cfg.p, cfg.op, cfg.train_frac, ctx.seed, cfg.pairs)
-    seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    ident = {
-        "p": cfg.p,
-        "op": cfg.op,
-        "train_frac": cfg.train_frac,
-        "pairs": cfg.pairs,
-        "split_seed": ctx.seed,
-    }
+    split, seeds, ident = G.modular_setup(cfg, ctx.seed)
     _, init, dense_hist, snaps, end = G.dense_mlp_run(
         ctx.dir.parent, split, seeds, identity=ident, dense_steps=cfg.dense_steps,
         dense_max_steps=cfg.dense_max_steps, snapshot_every=cfg.dense_snapshot_every, lr=cfg.lr,

@@ -174,3 +174,10 @@ def sweep_then_seeds(
     sweep = {lr: one(lr, seeds[0]) for lr in lrs}
     lr = max(sweep, key=lambda k: score(sweep[k]))
     return lr, [sweep[lr]] + [one(lr, s) for s in seeds[1:]]
+
+
+def plot_grad_norm(ax: Any, result: dict[str, Any], label: str) -> None:
+    """Add a run's gradient-norm trace ([(step, norm), ...] under "grad_norm") to a matplotlib axis."""
+    if result["grad_norm"]:  # empty only when a finished sub-run was resumed after a crash
+        steps, norms = zip(*result["grad_norm"])
+        ax.plot(steps, norms, label=label, lw=0.8)

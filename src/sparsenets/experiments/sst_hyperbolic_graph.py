@@ -22,6 +22,7 @@ from sparsenets.experiments.sst_common import (
     GradNormTrace,
     cost_summary,
     mean_std,
+    plot_grad_norm,
     prepare,
     steady_costs,
     sweep_then_seeds,
@@ -239,9 +240,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
                 f"{first['step_time_s'] * 1e3:.1f} |"
             )
             ctx.log(f"{task} {method}: lr {lr:g}, test {mean:.4f} ± {std:.4f}")
-            if first["grad_norm"]:  # empty only when a finished sub-run was resumed after a crash
-                steps_, norms = zip(*first["grad_norm"])
-                ax.plot(steps_, norms, label=method, lw=0.8)
+            plot_grad_norm(ax, first, method)
         ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{task} (seed {seeds[0]})")
         ax.legend()
         if {"sst", "lora", "relora"} <= set(means):

@@ -23,6 +23,7 @@ from sparsenets.experiments.sst_common import (
     GradNormTrace,
     cost_summary,
     mean_std,
+    plot_grad_norm,
     prepare,
     steady_costs,
     sweep_then_seeds,
@@ -233,9 +234,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
                 f"{steady_costs(first)[1] / 2**20:.2f} | {first['step_time_s'] * 1e3:.0f} |"
             )
             ctx.log(f"{geometry} {method}: lr {lr:g}, BLEU {mean:.2f} ± {std:.2f}")
-            if first["grad_norm"]:  # empty only when a finished sub-run was resumed after a crash
-                steps_, norms = zip(*first["grad_norm"])
-                ax.plot(steps_, norms, label=method, lw=0.8)
+            plot_grad_norm(ax, first, method)
         ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{geometry} (seed {seeds[0]})")
         ax.legend()
         if {"sst", "lora", "relora"} <= set(means):
