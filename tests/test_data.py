@@ -144,6 +144,18 @@ def test_modular_default_size_and_seed() -> None:
     assert not torch.equal(a.x, load("modular", "train", seed=1).x)
 
 
+@pytest.mark.parametrize(("pairs", "total"), [("le", 67 * 68 // 2), ("lt", 67 * 66 // 2)])
+def test_modular_unordered_pairs_split_after_filtering(pairs: str, total: int) -> None:
+    train = load("modular", "train", pairs=pairs, seed=2)
+    test = load("modular", "test", pairs=pairs, seed=2)
+    assert len(train.y) == int(0.4 * total) and len(train.y) + len(test.y) == total  # 911/1367 for "le"
+    x = torch.cat([train.x, test.x])
+    assert (x[:, 0] <= x[:, 1]).all() if pairs == "le" else (x[:, 0] < x[:, 1]).all()
+    assert len({tuple(r) for r in x.tolist()}) == total
+    with pytest.raises(SparsenetsError, match="unknown pairs"):
+        load("modular", pairs="ge")
+
+
 def test_missing_dataset_names_the_install_command(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SPARSENETS_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("DEB_ROOT", str(tmp_path / "root"))
