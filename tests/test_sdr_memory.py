@@ -83,6 +83,21 @@ def test_sisc_code_overlap_rises_with_input_overlap() -> None:
     assert stats.spearmanr(s_all, o_all).statistic >= 0.8
 
 
+def test_expected_code_overlap_from_rho_matches_many_draws() -> None:
+    # The mechanics experiment ranks pairs by the exact expected overlap Σ_q ρ_q(stored winner)/Q; check it
+    # against the Monte-Carlo mean of 400 learning-mode draws for probes at several input overlaps.
+    net, x, codes, gen = stored_net(5)
+    y = torch.cat([move_bits(x[:1], 1 - s, gen) for s in (0.2, 0.4, 0.5, 0.7, 1.0)])
+    target = codes[:1].expand(len(y), -1, -1)
+    rho = net.recognise(y, how="sample")[0].rho
+    exact = rho.gather(-1, target.unsqueeze(-1)).squeeze(-1).mean((-1, -2))
+    draws = torch.stack(
+        [(net.recognise(y, how="sample")[0].winners == target).float().mean((-1, -2)) for _ in range(400)]
+    )
+    assert torch.allclose(draws.mean(0), exact, atol=0.03)  # 400 draws of a mean over 10 CMs: s.e. <= 0.008
+    assert exact[0] < exact[1] < exact[2] < exact[3] < exact[4]
+
+
 def test_moved_bits_lower_g_and_occlusion_keeps_it() -> None:
     net, x, codes, gen = stored_net(15)
     g = [net.recognise(move_bits(x, f, gen))[0].g.mean().item() for f in (0.0, 0.2, 0.4, 0.6)]
