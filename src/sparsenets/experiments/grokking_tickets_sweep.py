@@ -37,7 +37,7 @@ class Config:
         0.9,
     )  # 0.81: the paper's critical k*
     timing_rate: float = 0.6
-    timing_every: int = 4000  # mask-timing tickets every 4k steps of the dense run (the paper: every 2k)
+    timing_every: int = 2000  # mask-timing tickets every 2k steps of the dense run, as the paper
     dense_snapshot_every: int = 2000  # the shared dense run keeps snapshots this often
     dense_steps: int = 20000  # the rate-sweep masks come from the dense run's last step...
     dense_max_steps: int = 30000  # ...extended until every seed passed 99% test
