@@ -197,7 +197,11 @@ def _figures(ctx: RunContext, cfg: Config, sis: dict, cap: dict, tim: dict, noi:
     for preset, runs in sis.items():
         ax.plot(runs[0]["levels"], _mean([r["mean_code_overlap"] for r in runs]), marker="o", label=preset)
     ax.axhline(1 / cfg.k, color="grey", ls=":", label="1/K (chance)")
-    ax.set(xlabel="input overlap s = |X∩Y|/|Y|", ylabel="code overlap |C_X∩C_Y|/Q", title="SISC per variant")
+    ax.set(
+        xlabel="input overlap s = |X∩Y|/|Y|",
+        ylabel="expected code overlap E|C_X∩C_Y|/Q",
+        title="SISC per variant",
+    )
     ax.legend(fontsize=7)
     ctx.save_figure(fig, "overlap_curve")
 
