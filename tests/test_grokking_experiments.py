@@ -79,3 +79,34 @@ def test_other_experiments_end_to_end(tmp_path, name) -> None:
     assert (run_dir / "report.md").exists() and result["metrics"]["dense_steps"] == (
         40 if "sweep" in name else 20
     )
+
+
+def test_transformer_tickets_per_scope(tmp_path) -> None:
+    sets = ["p=13", "seeds=2", "dense_steps=20", "dense_max_steps=20", "ticket_steps=20", "eval_every=10"]
+    run_dir, result = execute("grokking-tickets-transformer", sets=sets, out=tmp_path / "t")
+    kept = result["metrics"]["kept_fraction"]
+    assert set(kept) == {"ticket", "random", "ticket-layer", "random-layer"}
+    # per layer: every tensor keeps round(0.4 n) of its n weights; global: the same total, split unevenly
+    sizes = {"W_E": 13 * 128, "W_Q": 128 * 128, "W_U": 13 * 128}
+    for name, n in sizes.items():
+        assert kept["ticket-layer"][name] == pytest.approx(round(0.4 * n) / n)
+    assert kept["ticket"] != kept["ticket-layer"]
+    assert set(result["metrics"]["sooner_per_seed"]) == {"ticket", "ticket-layer"}
+    assert all(len(v) == 2 for v in result["metrics"]["sooner_per_seed"].values())
+    assert "| ticket-layer |" in (run_dir / "report.md").read_text()
+
+
+def test_unknown_scope_is_one_clear_error(tmp_path) -> None:
+    with pytest.raises(Exception, match="scopes must be a non-empty subset"):
+        execute(
+            "grokking-tickets-transformer",
+            sets=[
+                "p=13",
+                "seeds=1",
+                "dense_steps=10",
+                "dense_max_steps=10",
+                "ticket_steps=10",
+                'scopes=["tensor"]',
+            ],
+            out=tmp_path / "t",
+        )

@@ -253,17 +253,20 @@ def control_masks(
     grasp_temperature: float = 200.0,
     synflow_rounds: int = 100,
     ones_input: torch.Tensor | None = None,
+    scope: str = "global",
 ) -> Tensors:
     """Stacked (E, ...) masks of one kind for the ensemble `init` (weights at θ0).
 
-    kinds: "magnitude" (needs `trained` weights), "random" (global, same count), "snip", "grasp" (full training
-    batch, logits / temperature), "synflow" (all-ones `ones_input`, `synflow_rounds` rounds).
+    kinds: "magnitude" (needs `trained` weights), "random" (same count per `scope` unit), "snip", "grasp" (full
+    training batch, logits / temperature), "synflow" (all-ones `ones_input`, `synflow_rounds` rounds).
+    `scope` ("global" or "layer") applies to "magnitude" and "random"; the PaI methods rank globally.
     """
     params = dict(init.named_parameters())
     if kind == "magnitude":
-        return prune_members(magnitude_scores(trained), rate)
+        return prune_members(magnitude_scores(trained), rate, scope=scope)
     if kind == "random":
-        return prune_members({n: torch.rand(params[n].shape, generator=generator) for n in names}, rate)
+        scores = {n: torch.rand(params[n].shape, generator=generator) for n in names}
+        return prune_members(scores, rate, scope=scope)
     if kind in ("snip", "grasp"):
         temp = grasp_temperature if kind == "grasp" else 1.0
         x, y = split.x_train, split.y_train

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import matplotlib
@@ -13,12 +13,18 @@ import torch
 from torch import nn
 
 from sparsenets import data
+from sparsenets.errors import SparsenetsError
 from sparsenets.experiments import _grokking as G
 from sparsenets.models.grokking import GrokTransformer, OmnigrokMLP
 from sparsenets.runs import RunContext, experiment
 from sparsenets.tickets import grokking_times, snapshot
 
-RUNS = ("ticket", "random")
+SCOPES = ("global", "layer")
+
+
+def run_name(kind: str, scope: str) -> str:
+    """ "ticket"/"random" for the global scope (the paper's), "ticket-layer"/"random-layer" per layer."""
+    return kind if scope == "global" else f"{kind}-{scope}"
 
 
 def dense_vs_ticket(
@@ -36,8 +42,16 @@ def dense_vs_ticket(
     eval_every: int,
     loss_fn: Callable = G.ce_loss,
     threshold: float = 0.95,
-) -> tuple[dict[str, list[list[dict]]], dict[str, list[dict]], int]:
-    """Dense (stacked over seeds), then the k=`rate` global magnitude ticket and a random mask, both from θ0."""
+    scopes: Sequence[str] = ("global",),
+) -> tuple[dict[str, list[list[dict]]], dict[str, list[dict]], int, dict[str, dict[str, float]]]:
+    """Dense (stacked over seeds), then per pruning scope the k=`rate` magnitude ticket and a random mask, from θ0.
+
+    Returns:
+        (histories by run, per-seed summaries by run, dense steps trained, per-tensor kept fraction of every
+        masked run averaged over seeds).
+    """
+    if not scopes or any(sc not in SCOPES for sc in scopes):
+        raise SparsenetsError(f"scopes must be a non-empty subset of {SCOPES}, got {list(scopes)}")
     dense = G.build(factory, seeds)
     init = snapshot(dense)
     names = list(init)
@@ -46,18 +60,22 @@ def dense_vs_ticket(
         dense, split, dense_steps, dense_max_steps, names=names, run_dir=ctx.subdir("dense"), **kw
     )
     gen = torch.Generator().manual_seed(seeds[0] + 999)
-    masks = {
-        "ticket": G.control_masks("magnitude", dense, names, rate, trained=snapshot(dense)),
-        "random": G.control_masks("random", dense, names, rate, generator=gen),
-    }
+    trained = snapshot(dense)
+    masks = {}
+    for sc in scopes:
+        masks[run_name("ticket", sc)] = G.control_masks(
+            "magnitude", dense, names, rate, trained=trained, scope=sc
+        )
+        masks[run_name("random", sc)] = G.control_masks("random", dense, names, rate, generator=gen, scope=sc)
+    order = list(masks)
     S = len(seeds)
-    model = type(dense)(**dense.config(), ensemble=S * len(RUNS))
+    model = type(dense)(**dense.config(), ensemble=S * len(order))
     with torch.no_grad():
         for n, p in model.named_parameters():
-            p.copy_(G.repeat_members(init[n], len(RUNS)))
-    G.attach_stacked(model, {n: torch.cat([masks[r][n] for r in RUNS]) for n in names})
+            p.copy_(G.repeat_members(init[n], len(order)))
+    G.attach_stacked(model, {n: torch.cat([masks[r][n] for r in order]) for n in names})
     hist, _ = G.train_members(model, split, ticket_steps, names=names, run_dir=ctx.subdir("tickets"), **kw)
-    runs = {"dense": dense_hist, **{r: hist[i * S : (i + 1) * S] for i, r in enumerate(RUNS)}}
+    runs = {"dense": dense_hist, **{r: hist[i * S : (i + 1) * S] for i, r in enumerate(order)}}
     summary = {
         name: [
             {
@@ -69,13 +87,21 @@ def dense_vs_ticket(
         ]
         for name, hs in runs.items()
     }
-    return runs, summary, end
+    density = {r: {n: float(m[n].float().mean()) for n in names} for r, m in masks.items()}
+    return runs, summary, end, density
 
 
 def finish(
-    ctx: RunContext, title: str, runs: dict, summary: dict, threshold: float, caps: dict, note: str
+    ctx: RunContext,
+    title: str,
+    runs: dict,
+    summary: dict,
+    threshold: float,
+    caps: dict,
+    note: str,
+    density: dict[str, dict[str, float]],
 ) -> dict:
-    """Curves, a table and the claim-vs-measured line; returns the metrics."""
+    """Curves, tables (times, kept fraction per tensor) and one claim-vs-measured line per ticket scope."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for i, name in enumerate(runs):
         for s, h in enumerate(runs[name]):
@@ -88,10 +114,15 @@ def finish(
     ax.legend(fontsize=7)
     ctx.save_figure(fig, "accuracy_curves")
     t_gen = {k: G.mean_or_none([r["t_gen"] for r in v]) for k, v in summary.items()}
-    sooner = all(
-        t is not None and (d is None or t < d)
-        for t, d in zip([r["t_gen"] for r in summary["ticket"]], [r["t_gen"] for r in summary["dense"]])
-    )
+    tickets = [name for name in runs if name.startswith("ticket")]
+    dense_t = [r["t_gen"] for r in summary["dense"]]
+    sooner = {
+        name: [
+            t is not None and (d is None or t < d)
+            for t, d in zip([r["t_gen"] for r in summary[name]], dense_t)
+        ]
+        for name in tickets
+    }
     lines = [
         note,
         "",
@@ -105,11 +136,21 @@ def finish(
             f"| {name} | {G.fmt_steps([r['t_mem'] for r in rows], caps[name])} "
             f"| {G.fmt_steps([r['t_gen'] for r in rows], caps[name])} | {best} | {final} |"
         )
-    sp = G.log_speedup(t_gen["dense"], t_gen["ticket"])
+    tensors = list(next(iter(density.values())))
+    lines += [
+        "",
+        "Kept fraction per tensor (mean over seeds):",
+        "",
+        "| run | " + " | ".join(tensors) + " |",
+        "|---|" + "---|" * len(tensors),
+    ]
+    lines += [f"| {r} | " + " | ".join(f"{d[n]:.3f}" for n in tensors) + " |" for r, d in density.items()]
+    speedup = {name: G.log_speedup(t_gen["dense"], t_gen[name]) for name in tickets}
     at = [caps["ticket"] * i // 5 for i in range(1, 6)]
     matched = {
         name: [
-            [next((r["test_accuracy"] for r in h if r["step"] == st), None) for h in runs[name]] for st in at
+            [next((r["test_accuracy"] for r in reversed(h) if r["step"] <= st), None) for h in runs[name]]
+            for st in at
         ]
         for name in runs
     }
@@ -127,16 +168,26 @@ def finish(
         "",
         "| paper's claim | measured here | agrees |",
         "|---|---|---|",
-        f"| the grokked ticket generalizes sooner than the dense base | ticket t_gen {t_gen['ticket']}, dense {t_gen['dense']}"
-        + (f" ({sp:.1f}× sooner)" if sp else "")
-        + f" | {'yes' if sooner else '**no**'} |",
     ]
+    for name in tickets:
+        verdict = (
+            "yes"
+            if all(sooner[name])
+            else f"**no** (sooner on {sum(sooner[name])} of {len(sooner[name])} seeds)"
+        )
+        lines.append(
+            f"| the grokked ticket generalizes sooner than the dense base | {name}: t_gen {t_gen[name]}, dense "
+            f"{t_gen['dense']}"
+            + (f" ({speedup[name]:.1f}× sooner)" if speedup[name] else "")
+            + f" | {verdict} |"
+        )
     ctx.write_report("\n".join(lines) + "\n")
     return {
         "summary": summary,
         "t_gen_mean": t_gen,
-        "speedup": sp,
-        "ticket_sooner_every_seed": sooner,
+        "speedup": speedup,
+        "sooner_per_seed": sooner,
+        "kept_fraction": density,
         "test_at_matched_steps": {"steps": at, **matched},
     }
 
@@ -149,8 +200,12 @@ class TransformerConfig:
     op: str = "add"
     train_frac: float = 0.4
     pairs: str = "le"
-    seeds: int = 2
+    seeds: int = 3
     rate: float = 0.6
+    scopes: tuple[str, ...] = (
+        "global",
+        "layer",
+    )  # global prunes W_Q and W_K to nothing; per layer keeps 40% each
     dense_steps: int = 8000
     dense_max_steps: int = 30000  # the paper's budget; grown 2000 at a time until every seed passed 99%
     ticket_steps: int = 10000
@@ -171,19 +226,21 @@ def run_transformer(cfg: TransformerConfig, ctx: RunContext) -> dict:
     torch.set_num_threads(cfg.threads)
     split = G.modular_split(cfg.p, cfg.op, cfg.train_frac, ctx.seed, cfg.pairs)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    runs, summary, end = dense_vs_ticket(
+    runs, summary, end, density = dense_vs_ticket(
         ctx, lambda: GrokTransformer(p=cfg.p), split, seeds=seeds, rate=cfg.rate, dense_steps=cfg.dense_steps,
         dense_max_steps=cfg.dense_max_steps, ticket_steps=cfg.ticket_steps, lr=cfg.lr,
-        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every,
+        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every, scopes=cfg.scopes,
     )  # fmt: skip
     ctx.save_json("histories.json", runs)
     note = (
         f"1-layer transformer (code preset: d_model 128, one head, d_mlp 128, no LayerNorm/biases/positions), "
         f"p={cfg.p}, {cfg.train_frac:.0%} train ({cfg.pairs} pairs), AdamW lr {cfg.lr}, wd {cfg.weight_decay}; "
-        f"ticket k={cfg.rate} global from dense step {end}; seeds {seeds}."
+        f"ticket k={cfg.rate} ({', '.join(cfg.scopes)} scope) from dense step {end}; seeds {seeds}, one split "
+        f"(seed {ctx.seed})."
     )
-    caps = {"dense": end, "ticket": cfg.ticket_steps, "random": cfg.ticket_steps}
-    return {**finish(ctx, "transformer a+b mod 67", runs, summary, 0.95, caps, note), "dense_steps": end}
+    caps = {name: cfg.ticket_steps for name in runs} | {"dense": end}
+    report = finish(ctx, "transformer a+b mod 67", runs, summary, 0.95, caps, note, density)
+    return {**report, "dense_steps": end}
 
 
 @dataclass
@@ -194,6 +251,7 @@ class MnistConfig:
     test_size: int = 10000
     seeds: int = 1
     rate: float = 0.6
+    scopes: tuple[str, ...] = ("global",)
     init_scale: float = 8.0
     dense_steps: int = 20000
     dense_max_steps: int = 20000
@@ -227,19 +285,20 @@ def run_mnist(cfg: MnistConfig, ctx: RunContext) -> dict:
     ]
     split = G.Split(train.x[pick], train.y[pick], test.x[: cfg.test_size], test.y[: cfg.test_size], 10)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    runs, summary, end = dense_vs_ticket(
+    runs, summary, end, density = dense_vs_ticket(
         ctx, lambda: OmnigrokMLP(init_scale=cfg.init_scale), split, seeds=seeds, rate=cfg.rate,
         dense_steps=cfg.dense_steps, dense_max_steps=cfg.dense_max_steps, ticket_steps=cfg.ticket_steps, lr=cfg.lr,
-        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every, loss_fn=G.mse_loss, threshold=cfg.threshold,
+        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every, loss_fn=G.mse_loss, threshold=cfg.threshold, scopes=cfg.scopes,
     )  # fmt: skip
     ctx.save_json("histories.json", runs)
     note = (
         f"MLP 784-200-200-10 without biases, init ×{cfg.init_scale}, MSE on one-hot targets, {cfg.train_size} seeded "
         f"training images (test: first {cfg.test_size} test images), AdamW lr {cfg.lr}, wd {cfg.weight_decay}, full "
-        f"batch; ticket k={cfg.rate} global from dense step {end}; seeds {seeds}. 'Generalized' = test > {cfg.threshold:.0%}."
+        f"batch; ticket k={cfg.rate} ({', '.join(cfg.scopes)} scope) from dense step {end}; seeds {seeds}. "
+        f"'Generalized' = test > {cfg.threshold:.0%}."
     )
-    caps = {"dense": end, "ticket": cfg.ticket_steps, "random": cfg.ticket_steps}
+    caps = {name: cfg.ticket_steps for name in runs} | {"dense": end}
     return {
-        **finish(ctx, "MNIST, 1000 images, init ×8", runs, summary, cfg.threshold, caps, note),
+        **finish(ctx, "MNIST, 1000 images, init ×8", runs, summary, cfg.threshold, caps, note, density),
         "dense_steps": end,
     }
