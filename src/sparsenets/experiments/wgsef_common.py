@@ -115,7 +115,8 @@ def run_seed(
             opt.hold_mask()
             extra["accuracy_after_select"] = _accuracy(model, test)
             extra["k"] = [b.k for b in opt.blocks]
-            opt.optimizer.param_groups[0]["lr"] = cfg.finetune_lr
+            # every method fine-tunes with the same fresh optimizer as the magnitude baseline
+            opt.optimizer = _sgd(model, cfg.finetune_lr, cfg.weight_decay)
             _fit(model, opt, train, cfg, cfg.finetune_epochs, seed + 1)
             extra["kept"] = opt.kept()
         small = compact(model.eval(), sample)
@@ -159,7 +160,7 @@ def run_seed(
         model = make_model()
         lam = cfg.lam if penalty == "wgsef" else cfg.lam_group_lasso
         opt = ProxOptimizer(
-            _sgd(model, cfg.lr),
+            _sgd(model, cfg.lr, cfg.weight_decay),  # the dense run's optimizer; the penalty comes on top
             _blocks(model, sample, cfg.keep, lam, penalty),
             select=topk_multipliers,
             warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
@@ -195,9 +196,19 @@ def run_seed(
         reg=cfg.tp_reg,
         ignored_layers=[last],
     )
-    _fit(model, _sgd(model, cfg.lr), train, cfg, cfg.epochs, seed, callbacks=(_Regularize(pruner),))
+    _fit(
+        model,
+        _sgd(model, cfg.lr, cfg.weight_decay),
+        train,
+        cfg,
+        cfg.epochs,
+        seed,
+        callbacks=(_Regularize(pruner),),
+    )
     opt = ProxOptimizer(
-        _sgd(model, cfg.lr), _blocks(model, sample, cfg.keep, 0.0, "none"), select=topk_multipliers
+        _sgd(model, cfg.lr, cfg.weight_decay),
+        _blocks(model, sample, cfg.keep, 0.0, "none"),
+        select=topk_multipliers,
     )
     finish("tp_groupnorm", model, opt, t0, {})
     return out
