@@ -23,7 +23,7 @@ SCOPES = ("global", "layer")
 
 
 def run_name(kind: str, scope: str) -> str:
-    """ "ticket"/"random" for the global scope (the paper's), "ticket-layer"/"random-layer" per layer."""
+    """Run name: plain "ticket"/"random" for the global scope (the paper's), "ticket-layer"/"random-layer" per layer."""
     return kind if scope == "global" else f"{kind}-{scope}"
 
 
