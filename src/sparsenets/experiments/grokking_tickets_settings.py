@@ -91,6 +91,13 @@ def dense_vs_ticket(
     return runs, summary, end, density
 
 
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    """Markdown table lines (experiments sit below `sparsenets.report`, so they keep their own)."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(str(c) for c in row) + " |" for row in rows
+    ]
+
+
 def finish(
     ctx: RunContext,
     title: str,
@@ -137,14 +144,8 @@ def finish(
             f"| {G.fmt_steps([r['t_gen'] for r in rows], caps[name])} | {best} | {final} |"
         )
     tensors = list(next(iter(density.values())))
-    lines += [
-        "",
-        "Kept fraction per tensor (mean over seeds):",
-        "",
-        "| run | " + " | ".join(tensors) + " |",
-        "|---|" + "---|" * len(tensors),
-    ]
-    lines += [f"| {r} | " + " | ".join(f"{d[n]:.3f}" for n in tensors) + " |" for r, d in density.items()]
+    kept_rows = [[r] + [f"{d[n]:.3f}" for n in tensors] for r, d in density.items()]
+    lines += ["", "Kept fraction per tensor (mean over seeds):", "", *_table(["run", *tensors], kept_rows)]
     speedup = {name: G.log_speedup(t_gen["dense"], t_gen[name]) for name in tickets}
     at = [caps["ticket"] * i // 5 for i in range(1, 6)]
     matched = {
@@ -154,16 +155,11 @@ def finish(
         ]
         for name in runs
     }
-    lines += [
-        "",
-        "Test accuracy at matched steps (per seed):",
-        "",
-        "| step | " + " | ".join(runs) + " |",
-        "|---|" + "---|" * len(runs),
+    step_rows = [
+        [st] + [", ".join("—" if v is None else f"{v:.3f}" for v in matched[name][i]) for name in runs]
+        for i, st in enumerate(at)
     ]
-    for i, st in enumerate(at):
-        cells = [", ".join("—" if v is None else f"{v:.3f}" for v in matched[name][i]) for name in runs]
-        lines.append(f"| {st} | " + " | ".join(cells) + " |")
+    lines += ["", "Test accuracy at matched steps (per seed):", "", *_table(["step", *runs], step_rows)]
     lines += [
         "",
         "| paper's claim | measured here | agrees |",
