@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from sparsenets.errors import SparsenetsError
 from sparsenets.experiments import _grokking as G
 from sparsenets.masks import attach_masks, load_masks
 from sparsenets.models.grokking import GrokMLP
@@ -97,7 +98,7 @@ def test_transformer_tickets_per_scope(tmp_path) -> None:
 
 
 def test_unknown_scope_is_one_clear_error(tmp_path) -> None:
-    with pytest.raises(Exception, match="scopes must be a non-empty subset"):
+    with pytest.raises(SparsenetsError, match="scopes must be a non-empty subset"):
         execute(
             "grokking-tickets-transformer",
             sets=[

@@ -131,6 +131,24 @@ def test_hold_mask_fine_tuning_keeps_zeros_and_state_roundtrip() -> None:
     assert other.steps_done == opt.steps_done and other.frozen is not None
 
 
+def test_hold_mask_with_a_fresh_optimizer_steps_with_it_and_keeps_zeros() -> None:
+    torch.manual_seed(4)
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    model = LeNet5(width=0.5)
+    opt = _train_prox(model, x, y, "wgsef", steps=5)
+    fresh = torch.optim.SGD(model.parameters(), lr=0.01, weight_decay=5e-4)
+    opt.hold_mask(fresh)
+    assert opt.optimizer is fresh and opt.param_groups[0]["lr"] == 0.01
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert opt.kept() == [b.k for b in opt.blocks]
+    other = ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.05), opt.blocks)
+    with pytest.raises(SparsenetsError, match="not in the wrapped optimizer"):
+        other.hold_mask(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1))
+
+
 def test_compact_residual_and_save_load(tmp_path) -> None:
     torch.manual_seed(3)
     model = TinyResNet().eval()

@@ -11,6 +11,7 @@ from typing import Any
 import markdown
 
 from sparsenets.errors import SparsenetsError
+from sparsenets.runs import fmt_value, md_table
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
@@ -45,19 +46,6 @@ def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float | int 
         elif isinstance(v, bool | int | float | str) and v is not None:
             out[key] = v
     return out
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def md_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -138,8 +126,8 @@ def _section(run: Path, out: Path, index: int) -> tuple[str, list[Any]]:
         shutil.copyfile(fig, target)
         parts.append(f"![{fig.stem}](assets/{target.name})\n")
     headline = {k: v for k, v in metrics.items() if isinstance(v, float | int) and not isinstance(v, bool)}
-    first = ", ".join(f"{k}={_fmt(v)}" for k, v in list(headline.items())[:4])
-    return "\n".join(parts), [name, f"`{run.name}`", _fmt(result.get("seconds", 0.0)), first]
+    first = ", ".join(f"{k}={fmt_value(v)}" for k, v in list(headline.items())[:4])
+    return "\n".join(parts), [name, f"`{run.name}`", fmt_value(result.get("seconds", 0.0)), first]
 
 
 def write_report(dirs: list[Path], out: Path) -> tuple[Path, Path]:

@@ -16,10 +16,9 @@ from sparsenets import data
 from sparsenets.errors import SparsenetsError
 from sparsenets.experiments import _grokking as G
 from sparsenets.models.grokking import GrokTransformer, OmnigrokMLP
-from sparsenets.runs import RunContext, experiment
+from sparsenets.runs import RunContext, experiment, md_table
 from sparsenets.tickets import grokking_times, snapshot
-
-SCOPES = ("global", "layer")
+from sparsenets.tickets.prune import SCOPES
 
 
 def run_name(kind: str, scope: str) -> str:
@@ -91,13 +90,6 @@ def dense_vs_ticket(
     return runs, summary, end, density
 
 
-def _table(header: list[str], rows: list[list[object]]) -> list[str]:
-    """Markdown table lines (experiments sit below `sparsenets.report`, so they keep their own)."""
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(str(c) for c in row) + " |" for row in rows
-    ]
-
-
 def finish(
     ctx: RunContext,
     title: str,
@@ -145,7 +137,12 @@ def finish(
         )
     tensors = list(next(iter(density.values())))
     kept_rows = [[r] + [f"{d[n]:.3f}" for n in tensors] for r, d in density.items()]
-    lines += ["", "Kept fraction per tensor (mean over seeds):", "", *_table(["run", *tensors], kept_rows)]
+    lines += [
+        "",
+        "Kept fraction per tensor (mean over seeds):",
+        "",
+        md_table(["run", *tensors], kept_rows).rstrip(),
+    ]
     speedup = {name: G.log_speedup(t_gen["dense"], t_gen[name]) for name in tickets}
     at = [caps["ticket"] * i // 5 for i in range(1, 6)]
     matched = {
@@ -159,7 +156,12 @@ def finish(
         [st] + [", ".join("—" if v is None else f"{v:.3f}" for v in matched[name][i]) for name in runs]
         for i, st in enumerate(at)
     ]
-    lines += ["", "Test accuracy at matched steps (per seed):", "", *_table(["step", *runs], step_rows)]
+    lines += [
+        "",
+        "Test accuracy at matched steps (per seed):",
+        "",
+        md_table(["step", *runs], step_rows).rstrip(),
+    ]
     lines += [
         "",
         "| paper's claim | measured here | agrees |",
@@ -198,10 +200,8 @@ class TransformerConfig:
     pairs: str = "le"
     seeds: int = 3
     rate: float = 0.6
-    scopes: tuple[str, ...] = (
-        "global",
-        "layer",
-    )  # global prunes W_Q and W_K to nothing; per layer keeps 40% each
+    # global prunes W_Q and W_K to nothing; per layer keeps 40% of each tensor
+    scopes: tuple[str, ...] = ("global", "layer")
     dense_steps: int = 8000
     dense_max_steps: int = 30000  # the paper's budget; grown 2000 at a time until every seed passed 99%
     ticket_steps: int = 10000

@@ -112,11 +112,10 @@ def run_seed(
         if opt is not None:
             extra["kept_before_select"] = opt.kept()
             extra["accuracy_before_select"] = _accuracy(model, test)
-            opt.hold_mask()
+            # every method fine-tunes with the same fresh optimizer as the magnitude baseline
+            opt.hold_mask(_sgd(model, cfg.finetune_lr, cfg.weight_decay))
             extra["accuracy_after_select"] = _accuracy(model, test)
             extra["k"] = [b.k for b in opt.blocks]
-            # every method fine-tunes with the same fresh optimizer as the magnitude baseline
-            opt.optimizer = _sgd(model, cfg.finetune_lr, cfg.weight_decay)
             _fit(model, opt, train, cfg, cfg.finetune_epochs, seed + 1)
             extra["kept"] = opt.kept()
         small = compact(model.eval(), sample)

@@ -101,10 +101,11 @@ class ProxOptimizer:
         for b in self.blocks:
             b.group_index = self._group_of(b)
 
-    def _group_of(self, block: ProxBlock) -> int:
-        """Index of the param group holding the block's first parameter (its lr sets τ)."""
+    def _group_of(self, block: ProxBlock, optimizer: torch.optim.Optimizer | None = None) -> int:
+        """Index of the param group (of `optimizer`, default the wrapped one) holding the block's first parameter
+        (its lr sets τ)."""
         target = block.layout.params[0]
-        for i, g in enumerate(self.optimizer.param_groups):
+        for i, g in enumerate((optimizer or self.optimizer).param_groups):
             if any(p is target for p in g["params"]):
                 return i
         raise SparsenetsError(f"block {block.layout.name!r}: its parameters are not in the wrapped optimizer")
@@ -155,8 +156,18 @@ class ProxOptimizer:
             keeps.append(keep)
         return keeps
 
-    def hold_mask(self) -> None:
-        """Finalize and from now on only re-apply the masks after each step (fine-tuning with a fixed mask)."""
+    def hold_mask(self, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Finalize and from now on only re-apply the masks after each step (fine-tuning with a fixed mask).
+
+        Args:
+            optimizer: if given, fine-tuning steps with it instead (e.g. a fresh SGD at the fine-tuning LR and
+                weight decay, so every method fine-tunes alike); it must hold the blocks' parameters.
+        """
+        if optimizer is not None:
+            indices = [self._group_of(b, optimizer) for b in self.blocks]  # checked before anything changes
+            self.optimizer = optimizer
+            for b, i in zip(self.blocks, indices):
+                b.group_index = i
         self.frozen = self.finalize()
 
     def kept(self) -> list[int]:
