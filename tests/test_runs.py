@@ -90,3 +90,12 @@ def test_cli_missing_dataset_is_exit_2_naming_the_install_command(tmp_path, monk
     assert cli.main(["run", "mlp-mnist", "--quick", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sparsenets data install mnist" in err[0]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pool_map_yields_every_index_once_with_its_result(workers: int) -> None:
+    import math
+
+    args = [4.0, 9.0, 16.0]
+    got = dict(runs.pool_map(math.sqrt, args, workers))
+    assert got == {0: 2.0, 1: 3.0, 2: 4.0}

@@ -18,3 +18,21 @@ def test_wgsef_lenet_quick_run_ends_exact_k_and_compacts(tmp_path) -> None:
     report = (run_dir / "report.md").read_text()
     assert "| wgsef |" in report and (run_dir / "figures" / "accuracy_vs_flops.png").exists()
     assert (run_dir / "figures" / "kept_per_layer.png").exists()
+
+
+def test_wgsef_study_resumes_finished_seeds_and_runs_missing_ones_in_workers(tmp_path) -> None:
+    out = tmp_path / "run"
+    sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "workers=2"]
+    runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
+    rows = json.loads((out / "per_seed.json").read_text())
+    assert [r["seed"] for r in rows] == [0, 1]
+    # a killed run: seed 0 finished (marked so a re-train would show), seed 1 lost, no result yet
+    rows[0]["dense"]["accuracy"] = 123.0
+    (out / "per_seed.json").write_text(json.dumps(rows[:1]))
+    (out / "result.json").unlink()
+    _, result = runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
+    again = json.loads((out / "per_seed.json").read_text())
+    assert [r["seed"] for r in again] == [0, 1]
+    assert again[0]["dense"]["accuracy"] == 123.0  # reused, not re-trained
+    assert again[1]["dense"]["accuracy"] == rows[1]["dense"]["accuracy"]  # re-run, same CPU result
+    assert result["metrics"]["dense"]["accuracy_mean"] == (123.0 + rows[1]["dense"]["accuracy"]) / 2

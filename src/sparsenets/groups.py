@@ -34,6 +34,12 @@ class Member:
     axis: int
     ids: torch.Tensor
 
+    def on_device(self) -> torch.Tensor:
+        """`ids` on the parameter's device (moved once, after the model itself was moved)."""
+        if self.ids.device != self.param.device:
+            self.ids = self.ids.to(self.param.device)
+        return self.ids
+
     def _bshape(self) -> list[int]:
         shape = [1] * len(self.shape2)
         shape[self.axis] = self.shape2[self.axis]
@@ -73,8 +79,9 @@ class GroupLayout:
             per_pos = x.double().square().sum(dim=dims) if dims else x.double().square()
             if out is None:
                 out = torch.zeros(self.m, dtype=torch.float64, device=x.device)
-            keep = mb.ids >= 0
-            out.index_add_(0, mb.ids[keep], per_pos[keep])
+            ids = mb.on_device()
+            keep = ids >= 0
+            out.index_add_(0, ids[keep], per_pos[keep])
         return out
 
     def norms(self) -> torch.Tensor:
@@ -89,8 +96,9 @@ class GroupLayout:
             raise SparsenetsError(f"scale_ needs one multiplier per group ({self.m}); got {c.numel()}")
         for mb in self.members:
             f = torch.ones(mb.shape2[mb.axis], dtype=mb.param.dtype, device=mb.param.device)
-            keep = mb.ids >= 0
-            f[keep] = c.to(f)[mb.ids[keep]]
+            ids = mb.on_device()
+            keep = ids >= 0
+            f[keep] = c.to(f)[ids[keep]]
             mb.param.data.view(mb.shape2).mul_(f.view(mb._bshape()))
 
     def sizes(self) -> torch.Tensor:
@@ -110,8 +118,9 @@ class GroupLayout:
         out = {}
         for mb in self.members:
             f = torch.ones(mb.shape2[mb.axis], dtype=torch.bool, device=mb.param.device)
-            sel = mb.ids >= 0
-            f[sel] = keep.to(f.device)[mb.ids[sel]]
+            ids = mb.on_device()
+            sel = ids >= 0
+            f[sel] = keep.to(f.device)[ids[sel]]
             out[mb.name] = f.view(mb._bshape()).expand(mb.shape2).reshape(mb.param.shape).clone()
         return out
 

@@ -20,13 +20,15 @@ import difflib
 import hashlib
 import importlib
 import json
+import multiprocessing
 import pkgutil
 import platform
 import subprocess
 import time
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,3 +289,18 @@ def md_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt_value(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def pool_map(fn: Callable[[Any], Any], args: Sequence[Any], workers: int) -> Iterator[tuple[int, Any]]:
+    """Yield (index, fn(args[index])) as each call finishes: in this process when workers <= 1, else in
+    `workers` spawned processes (spawn, so each may open its own CUDA context). `fn` must be a module-level
+    function and `args` picklable."""
+    if workers <= 1 or len(args) <= 1:
+        for i, a in enumerate(args):
+            yield i, fn(a)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(args)), mp_context=ctx) as pool:
+        futures = {pool.submit(fn, a): i for i, a in enumerate(args)}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()

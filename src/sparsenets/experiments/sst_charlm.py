@@ -11,9 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import multiprocessing
 import statistics
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +28,9 @@ from sparsenets.experiments.sst_common import (
     steady_costs,
 )
 from sparsenets.models.char_transformer import CharTransformer
-from sparsenets.runs import RunContext, experiment
+from sparsenets.runs import RunContext, experiment, pool_map
 from sparsenets.spectral import merge, merge_lora
-from sparsenets.train import SampledBatches, Trainer, seed_everything
+from sparsenets.train import SampledBatches, Trainer, seed_everything, to_device
 
 TARGETS = ("q", "k", "v", "o", "fc1", "fc2")
 
@@ -127,8 +125,9 @@ def train_one(
     val = _windows(corpus.val, val_starts, cfg.context)
 
     def eval_fn(m: torch.nn.Module) -> dict[str, float]:
+        dev = next(m.parameters()).device
         losses = [
-            float(lm_loss(m, (val[0][i : i + 64], val[1][i : i + 64])))
+            float(lm_loss(m, to_device((val[0][i : i + 64], val[1][i : i + 64]), dev)))
             for i in range(0, cfg.eval_windows, 64)
         ]
         return {"val_bpc": statistics.fmean(losses) / math.log(2)}
@@ -198,24 +197,27 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     def batch(jobs: list[tuple[str, int, float, int]]) -> list[dict[str, Any]]:
         tags = [f"{m}-r{0 if m == 'full' else r}-lr{lr:g}-s{s}" for m, r, lr, s in jobs]
         args = [(cfg, m, r, lr, s, cache / tag) for (m, r, lr, s), tag in zip(jobs, tags)]
-        if cfg.workers > 1:
-            with ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                results = list(pool.map(_train_job, args))
-        else:
-            results = [_train_job(a) for a in args]
+        results: list[dict[str, Any]] = [{} for _ in args]
+        for i, res in pool_map(_train_job, args, cfg.workers):
+            results[i] = res
         for tag, res in zip(tags, results):
             ctx.log(f"{tag}: val_bpc {res['val_bpc']:.4f}, step {res['step_time_s'] * 1e3:.0f} ms")
         runs.extend(results)
         return results
 
     main_rank = cfg.d // cfg.rank_divisors[0]
-    sweep_jobs = [(m, main_rank, lr, ctx.seed) for lr in cfg.lrs for m in cfg.methods]
-    sweep: dict[str, dict[float, float]] = {m: {} for m in cfg.methods}
-    for (m, _, lr, _), res in zip(sweep_jobs, batch(sweep_jobs)):
-        sweep[m][lr] = res["val_bpc"]
-    best_lr = {m: min(s, key=s.get) for m, s in sweep.items()}
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    jobs = [(m, main_rank, best_lr[m], s) for m in cfg.methods for s in seeds[1:]]
+    sweep_jobs = [(m, main_rank, lr, ctx.seed) for lr in cfg.lrs for m in cfg.methods]
+    if len(cfg.lrs) == 1:  # nothing to sweep: every seed goes into the first batch of parallel jobs
+        sweep_jobs += [(m, main_rank, cfg.lrs[0], s) for m in cfg.methods for s in seeds[1:]]
+    sweep: dict[str, dict[float, float]] = {m: {} for m in cfg.methods}
+    for (m, _, lr, s), res in zip(sweep_jobs, batch(sweep_jobs)):
+        if s == ctx.seed:
+            sweep[m][lr] = res["val_bpc"]
+    best_lr = {m: min(s, key=s.get) for m, s in sweep.items()}
+    jobs = (
+        [] if len(cfg.lrs) == 1 else [(m, main_rank, best_lr[m], s) for m in cfg.methods for s in seeds[1:]]
+    )
     jobs += [
         (m, cfg.d // div, best_lr[m], s)
         for div in cfg.rank_divisors[1:]

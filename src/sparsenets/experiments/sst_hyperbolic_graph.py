@@ -185,6 +185,7 @@ def train_one(cfg: Config, task: str, method: str, lr: float, seed: int, out: Pa
         scheduler=setup.scheduler,
         callbacks=[*setup.callbacks, trace],
         run_dir=out,
+        device="cpu",  # full-batch graphs of <= 2.5k nodes; the closures above hold CPU tensors
         log_every=50,
         progress=False,
     ).fit()

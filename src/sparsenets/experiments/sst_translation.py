@@ -30,7 +30,7 @@ from sparsenets.experiments.sst_common import (
 )
 from sparsenets.models.seq2seq import Seq2SeqTransformer
 from sparsenets.runs import RunContext, experiment
-from sparsenets.train import TensorBatches, Trainer, seed_everything
+from sparsenets.train import TensorBatches, Trainer, seed_everything, to_device
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -159,7 +159,8 @@ def train_one(
     batches = TensorBatches(corpus["train_src"], corpus["train_tgt"], batch_size=cfg.batch_size, seed=seed)
 
     def eval_fn(m: torch.nn.Module) -> dict[str, float]:
-        return {"val_loss": float(seq_loss(m, (corpus["val_src"], corpus["val_tgt"])))}
+        dev = next(m.parameters()).device
+        return {"val_loss": float(seq_loss(m, to_device((corpus["val_src"], corpus["val_tgt"]), dev)))}
 
     trace = GradNormTrace(every=5)
     history = Trainer(
@@ -178,7 +179,8 @@ def train_one(
     model.eval()
     hyps = []
     for i in range(0, corpus["test_src"].shape[0], 128):
-        ids = model.greedy(corpus["test_src"][i : i + 128], BOS, EOS, cfg.max_len)
+        src = corpus["test_src"][i : i + 128].to(next(model.parameters()).device)
+        ids = model.greedy(src, BOS, EOS, cfg.max_len)
         hyps += [corpus["v_es"].decode(row) for row in ids.tolist()]
     bleu = sacrebleu.corpus_bleu(hyps, [corpus["test_refs"]], tokenize="none", force=True).score
     result = {"geometry": geometry, "method": method, "lr": lr, "seed": seed, "bleu": bleu}

@@ -13,9 +13,11 @@ same architecture and FLOPs):
 from __future__ import annotations
 
 import copy
+import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,9 +27,11 @@ from torch import nn
 
 from sparsenets import data
 from sparsenets.compact import compact, count_flops, count_params, measure
+from sparsenets.errors import ConfigError
 from sparsenets.groups import coupled_layouts
 from sparsenets.optim import ProxBlock, ProxOptimizer
 from sparsenets.prox import PROXES, topk_multipliers
+from sparsenets.runs import pool_map
 from sparsenets.train import Callback, TensorBatches, Trainer, seed_everything
 from sparsenets.train.metrics import evaluate_classifier
 
@@ -51,6 +55,7 @@ def _fit(
     cfg: Any,
     epochs: int,
     seed: int,
+    device: torch.device,
     callbacks: tuple = (),
 ) -> None:
     batches = TensorBatches(*data, batch_size=cfg.batch_size, seed=seed)
@@ -66,7 +71,7 @@ def _fit(
         loss_fn,
         steps,
         callbacks=callbacks,
-        device="cpu",
+        device=device,
         progress=False,
         log_every=10**9,
     ).fit()
@@ -77,7 +82,7 @@ def _sgd(model: nn.Module, lr: float, wd: float = 0.0) -> torch.optim.SGD:
 
 
 def _blocks(model: nn.Module, sample: torch.Tensor, keep: float, lam: float, penalty: str) -> list[ProxBlock]:
-    layouts = coupled_layouts(model, sample)
+    layouts = coupled_layouts(model, sample.to(next(model.parameters()).device))
     blocks = []
     for lay in layouts:
         k = max(1, round(keep * lay.m))
@@ -102,10 +107,15 @@ def run_seed(
     test: tuple[torch.Tensor, torch.Tensor],
     seed: int,
     log: Callable[[str], None],
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Run every method once with this seed; return per-method metrics and the dense/compact measurements."""
+    """Run every method once with this seed; return per-method metrics and the dense/compact measurements.
+
+    Training and accuracy run on `device`; compaction, the output check and latency always on the CPU.
+    """
+    device = torch.device(device)
     sample = test[0][:1]
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"seed": seed}
     steps_per_epoch = TensorBatches(*train, batch_size=cfg.batch_size, seed=seed).steps_per_epoch
 
     def finish(name: str, model: nn.Module, opt: ProxOptimizer | None, t0: float, extra: dict) -> nn.Module:
@@ -116,8 +126,9 @@ def run_seed(
             opt.hold_mask(_sgd(model, cfg.finetune_lr, cfg.weight_decay))
             extra["accuracy_after_select"] = _accuracy(model, test)
             extra["k"] = [b.k for b in opt.blocks]
-            _fit(model, opt, train, cfg, cfg.finetune_epochs, seed + 1)
+            _fit(model, opt, train, cfg, cfg.finetune_epochs, seed + 1, device)
             extra["kept"] = opt.kept()
+        model.cpu()  # compaction and latency are CPU measurements
         small = compact(model.eval(), sample)
         with torch.no_grad():
             diff = float((small(test[0][:256]) - model(test[0][:256])).abs().max())
@@ -140,12 +151,14 @@ def run_seed(
     t0 = time.perf_counter()
     seed_everything(seed)
     dense = make_model()
-    _fit(dense, _sgd(dense, cfg.lr, cfg.weight_decay), train, cfg, cfg.epochs, seed)
+    _fit(dense, _sgd(dense, cfg.lr, cfg.weight_decay), train, cfg, cfg.epochs, seed, device)
     snapshot = copy.deepcopy(dense)
     opt = _sgd(dense, cfg.finetune_lr, cfg.weight_decay)
-    _fit(dense, opt, train, cfg, cfg.finetune_epochs, seed + 1)
+    _fit(dense, opt, train, cfg, cfg.finetune_epochs, seed + 1, device)
+    acc = _accuracy(dense, test)
+    dense.cpu()
     out["dense"] = {
-        "accuracy": _accuracy(dense, test),
+        "accuracy": acc,
         "params": count_params(dense),
         "flops": count_flops(dense, sample),
         "seconds": time.perf_counter() - t0,
@@ -164,7 +177,7 @@ def run_seed(
             select=topk_multipliers,
             warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
         )
-        _fit(model, opt, train, cfg, cfg.epochs, seed)
+        _fit(model, opt, train, cfg, cfg.epochs, seed, device)
         small = finish(penalty, model, opt, t0, {})
         if penalty == "wgsef":
             out["measure"] = measure(model.eval(), small, sample, repeat=cfg.latency_repeat)
@@ -179,7 +192,7 @@ def run_seed(
     extra = {"accuracy_before_select": _accuracy(snapshot, test)}
     opt.hold_mask()
     extra["accuracy_after_select"] = _accuracy(snapshot, test)
-    _fit(snapshot, opt, train, cfg, cfg.finetune_epochs, seed + 1)
+    _fit(snapshot, opt, train, cfg, cfg.finetune_epochs, seed + 1, device)
     extra["kept"] = opt.kept()
     finish("magnitude", snapshot, None, t0, extra)
 
@@ -202,6 +215,7 @@ def run_seed(
         cfg,
         cfg.epochs,
         seed,
+        device,
         callbacks=(_Regularize(pruner),),
     )
     opt = ProxOptimizer(
@@ -299,7 +313,8 @@ def plot_and_report(
         "",
         f"Config: keep ratio {cfg.keep} per layer, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
         f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr}, {len(per_seed)} seeds, "
-        f"{cfg.train_limit or 'all'} training images, 1 CPU thread.",
+        f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}, latency measured "
+        f"on the CPU with {cfg.threads} thread(s).",
         "",
         "| method | accuracy (mean ± sd) | Δ vs dense (pt) | FLOPs | FLOPs ÷ | params | kept groups per layer |",
         "|---|---|---|---|---|---|---|",
@@ -355,6 +370,38 @@ def plot_and_report(
     return "\n".join(lines)
 
 
+def _seed_job(args: tuple[Any, Callable[[], nn.Module], str, int, str]) -> dict[str, Any]:
+    """Process-pool entry: load the data and run every method for one seed."""
+    cfg, make_model, dataset, seed, device = args
+    torch.set_num_threads(cfg.threads)
+    train, test = _load(dataset, cfg)
+    return run_seed(cfg, make_model, train, test, seed, _print, device)
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _load(
+    dataset: str, cfg: Any
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    train, test = data.load(dataset, split="train"), data.load(dataset, split="test")
+    tr = (train.x[: cfg.train_limit or None], train.y[: cfg.train_limit or None])
+    te = (test.x[: cfg.test_limit or None], test.y[: cfg.test_limit or None])
+    return tr, te
+
+
+def _finished_seeds(path: Path) -> dict[int, dict[str, Any]]:
+    """Seeds already in per_seed.json (a resumed run skips them)."""
+    if not path.exists():
+        return {}
+    try:
+        rows = json.loads(path.read_text())
+    except ValueError as e:
+        raise ConfigError(f"{path} is unreadable; delete it to re-run every seed") from e
+    return {r["seed"]: r for r in rows if "seed" in r}
+
+
 def run_study(
     cfg: Any,
     ctx: Any,
@@ -368,18 +415,23 @@ def run_study(
 ) -> dict[str, Any]:
     """One WGSEF study: every method for each seed on `dataset`, then tables, figures and the claims table.
 
+    Seeds already in the run folder's per_seed.json are reused (a killed run resumes at the next seed); with
+    `cfg.workers` > 1 the missing seeds run in parallel processes (`make_model` must then be picklable).
+
     Returns:
         The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
     """
     torch.set_num_threads(cfg.threads)
-    train, test = data.load(dataset, split="train"), data.load(dataset, split="test")
-    tr = (train.x[: cfg.train_limit or None], train.y[: cfg.train_limit or None])
-    te = (test.x[: cfg.test_limit or None], test.y[: cfg.test_limit or None])
-    per_seed = []
-    for i in range(cfg.seeds):
-        per_seed.append(run_seed(cfg, make_model, tr, te, ctx.seed + i, ctx.log))
-        ctx.save_json("per_seed.json", per_seed)  # after each seed, so a long study shows progress
+    seeds = [ctx.seed + i for i in range(cfg.seeds)]
+    done = _finished_seeds(ctx.dir / "per_seed.json")
+    todo = [s for s in seeds if s not in done]
+    jobs = [(cfg, make_model, dataset, s, str(ctx.device)) for s in todo]
+    for i, result in pool_map(_seed_job, jobs, cfg.workers):
+        done[todo[i]] = result
+        ctx.save_json("per_seed.json", [done[s] for s in seeds if s in done])  # progress survives a kill
+    per_seed = [done[s] for s in seeds]
     summary = summarize(per_seed)
+    summary["device"] = str(ctx.device)
     ctx.save_json("summary.json", summary)
     ctx.write_report(
         plot_and_report(ctx, cfg, summary, per_seed, sizes, title, claim, flops_target, drop_target)

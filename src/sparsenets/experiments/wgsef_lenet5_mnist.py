@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sparsenets.experiments.wgsef_common import run_study
@@ -30,6 +31,7 @@ class Config:
     test_limit: int = 0
     latency_repeat: int = 30
     threads: int = 1
+    workers: int = 1  # seeds run in parallel processes (each on the GPU when present)
 
 
 @experiment(
@@ -52,7 +54,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
         cfg,
         ctx,
         "mnist",
-        lambda: LeNet5(width=cfg.width),
+        functools.partial(LeNet5, width=cfg.width),
         _layer_sizes(cfg.width),
         "LeNet-5 / MNIST",
         "higher group sparsity at competitive accuracy (App. A.5, vs Bui et al.)",

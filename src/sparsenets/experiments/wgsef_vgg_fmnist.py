@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,7 @@ class Config:
     test_limit: int = 0
     latency_repeat: int = 30
     threads: int = 1
+    workers: int = 1  # seeds run in parallel processes (each on the GPU when present)
 
 
 @experiment(
@@ -58,7 +60,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
         cfg,
         ctx,
         "fashion-mnist",
-        lambda: VGG16BN(width=cfg.width),
+        functools.partial(VGG16BN, width=cfg.width),
         [m.out_channels for m in VGG16BN(width=cfg.width).modules() if isinstance(m, torch.nn.Conv2d)],
         "VGG-16-BN / Fashion-MNIST",
         "higher group sparsity, competitive accuracy, lower FLOPs (HSPG suite)",

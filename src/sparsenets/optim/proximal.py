@@ -66,6 +66,8 @@ class ProxBlock:
     def multipliers(self, tau: float) -> torch.Tensor:
         """(m,) prox multipliers at step τ for the current parameters."""
         r = self.layout.norms()
+        if self.w is not None and self.w.device != r.device:
+            self.w = self.w.to(r.device)  # the model was moved after the block was made
         return torch.ones_like(r) if self.prox is None else self.prox(r, self.k, tau, self.w)
 
     def kept(self) -> int:

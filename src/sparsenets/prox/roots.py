@@ -65,7 +65,7 @@ def root_sweep(a: torch.Tensor, t: Shift, k: float) -> float:
     offset = torch.cat([-tv, tv + 1]).index_select(0, order).cumsum(0)
     g = slope * pos + offset  # Σφ at each event (h + k), nondecreasing
     tol = 1e-12 * max(1.0, k)
-    i = int(torch.searchsorted(g, torch.tensor([k - tol], dtype=g.dtype)).item())
+    i = int(torch.searchsorted(g, torch.tensor([k - tol], dtype=g.dtype, device=g.device)).item())
     i = min(max(i, 1), pos.numel() - 1)
     s_prev, o_prev = float(slope[i - 1]), float(offset[i - 1])
     if s_prev <= 1e-300 * max(1.0, abs(o_prev)):
@@ -185,7 +185,7 @@ def _sample_bracket(a: torch.Tensor, t: Shift, k: float, br: _Bracket) -> tuple[
 
 def _crossing(pos: torch.Tensor, est: torch.Tensor, target: float, default: float) -> float:
     """η where the piecewise-linear interpolation of (pos, est) reaches target (default when off either end)."""
-    i = int(torch.searchsorted(est, torch.tensor([target], dtype=est.dtype)).item())
+    i = int(torch.searchsorted(est, torch.tensor([target], dtype=est.dtype, device=est.device)).item())
     if i == 0 or i >= pos.numel():
         return default
     e0, e1, p0, p1 = float(est[i - 1]), float(est[i]), float(pos[i - 1]), float(pos[i])
