@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sparsenets import runs
+from sparsenets.errors import ConfigError
 
 
 def test_wgsef_lenet_quick_run_ends_exact_k_and_compacts(tmp_path) -> None:
@@ -36,3 +39,14 @@ def test_wgsef_study_resumes_finished_seeds_and_runs_missing_ones_in_workers(tmp
     assert again[0]["dense"]["accuracy"] == 123.0  # reused, not re-trained
     assert again[1]["dense"]["accuracy"] == rows[1]["dense"]["accuracy"]  # re-run, same CPU result
     assert result["metrics"]["dense"]["accuracy_mean"] == (123.0 + rows[1]["dense"]["accuracy"]) / 2
+
+
+def test_wgsef_study_with_only_dense_and_wgsef_and_a_clear_error_without_wgsef(tmp_path) -> None:
+    sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1"]
+    run_dir, result = runs.execute(
+        "wgsef-lenet5-mnist", quick=True, root=tmp_path, sets=[*sets, 'methods=["dense","wgsef"]']
+    )
+    assert set(result["metrics"]) >= {"dense", "wgsef"} and "magnitude" not in result["metrics"]
+    assert "no baseline run" in (run_dir / "report.md").read_text()
+    with pytest.raises(ConfigError, match="methods must name dense, wgsef"):
+        runs.execute("wgsef-lenet5-mnist", quick=True, root=tmp_path, sets=[*sets, 'methods=["dense"]'])

@@ -36,6 +36,15 @@ from sparsenets.train import Callback, TensorBatches, Trainer, seed_everything
 from sparsenets.train.metrics import evaluate_classifier
 
 METHODS = ("dense", "wgsef", "group_lasso", "magnitude", "tp_groupnorm")
+BASELINES = ("group_lasso", "magnitude", "tp_groupnorm")
+
+
+def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The study's methods in canonical order; dense (the reference) and wgsef (the timed model) are required."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or "dense" not in methods or "wgsef" not in methods:
+        raise ConfigError(f"methods must name dense, wgsef and any of {list(BASELINES)}; got {list(methods)}")
+    return tuple(m for m in METHODS if m in methods)
 
 
 class _Regularize(Callback):
@@ -114,6 +123,7 @@ def run_seed(
     Training and accuracy run on `device`; compaction, the output check and latency always on the CPU.
     """
     device = torch.device(device)
+    methods = check_methods(cfg.methods)
     sample = test[0][:1]
     out: dict[str, Any] = {"seed": seed}
     steps_per_epoch = TensorBatches(*train, batch_size=cfg.batch_size, seed=seed).steps_per_epoch
@@ -166,7 +176,7 @@ def run_seed(
     log(f"  seed {seed} dense: acc {out['dense']['accuracy']:.2f} ({out['dense']['seconds']:.0f}s)")
 
     # proximal methods
-    for penalty in ("wgsef", "group_lasso"):
+    for penalty in [m for m in ("wgsef", "group_lasso") if m in methods]:
         t0 = time.perf_counter()
         seed_everything(seed)
         model = make_model()
@@ -182,7 +192,24 @@ def run_seed(
         if penalty == "wgsef":
             out["measure"] = measure(model.eval(), small, sample, repeat=cfg.latency_repeat)
 
-    # magnitude pruning of the dense snapshot + fine-tune
+    if "magnitude" in methods:
+        _magnitude(cfg, snapshot, sample, train, test, seed, device, finish)
+    if "tp_groupnorm" in methods:
+        _tp_groupnorm(cfg, make_model, sample, train, seed, device, finish)
+    return out
+
+
+def _magnitude(
+    cfg: Any,
+    snapshot: nn.Module,
+    sample: torch.Tensor,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    seed: int,
+    device: torch.device,
+    finish: Callable[..., nn.Module],
+) -> None:
+    """Magnitude pruning of the dense snapshot (top-k coupled groups by norm), then the common fine-tune."""
     t0 = time.perf_counter()
     opt = ProxOptimizer(
         _sgd(snapshot, cfg.finetune_lr, cfg.weight_decay),
@@ -196,7 +223,17 @@ def run_seed(
     extra["kept"] = opt.kept()
     finish("magnitude", snapshot, None, t0, extra)
 
-    # Torch-Pruning GroupNorm sparse training, then the same top-k + fine-tune
+
+def _tp_groupnorm(
+    cfg: Any,
+    make_model: Callable[[], nn.Module],
+    sample: torch.Tensor,
+    train: tuple[torch.Tensor, torch.Tensor],
+    seed: int,
+    device: torch.device,
+    finish: Callable[..., nn.Module],
+) -> None:
+    """Torch-Pruning's GroupNorm sparse training, then the same top-k and fine-tune."""
     t0 = time.perf_counter()
     seed_everything(seed)
     model = make_model()
@@ -224,13 +261,12 @@ def run_seed(
         select=topk_multipliers,
     )
     finish("tp_groupnorm", model, opt, t0, {})
-    return out
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """Seed means and standard deviations of accuracy per method, plus FLOPs/params and speedups."""
     summary: dict[str, Any] = {}
-    for name in METHODS:
+    for name in [m for m in METHODS if m in per_seed[0]]:
         accs = [r[name]["accuracy"] for r in per_seed]
         summary[name] = {
             "accuracy_mean": statistics.mean(accs),
@@ -272,7 +308,9 @@ def plot_and_report(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in METHODS:
+    methods = [m for m in METHODS if m in summary]
+    baselines = [m for m in BASELINES if m in summary]
+    for name in methods:
         accs = [r[name]["accuracy"] for r in per_seed]
         flops = [r[name]["flops"] for r in per_seed]
         ax.errorbar(
@@ -294,9 +332,10 @@ def plot_and_report(
     fig, ax = plt.subplots(figsize=(7, 3.5))
     idx = list(range(len(layer_sizes)))
     band = [statistics.mean(r["wgsef"]["kept_before_select"][i] for r in per_seed) for i in idx]
-    gl_band = [statistics.mean(r["group_lasso"]["kept_before_select"][i] for r in per_seed) for i in idx]
     ax.bar([i - 0.3 for i in idx], layer_sizes, width=0.2, label="dense (m)")
-    ax.bar([i - 0.1 for i in idx], gl_band, width=0.2, label="group lasso, nonzero before top-k")
+    if "group_lasso" in summary:
+        gl_band = [statistics.mean(r["group_lasso"]["kept_before_select"][i] for r in per_seed) for i in idx]
+        ax.bar([i - 0.1 for i in idx], gl_band, width=0.2, label="group lasso, nonzero before top-k")
     ax.bar([i + 0.1 for i in idx], band, width=0.2, label="WGSEF, nonzero before top-k")
     ax.bar([i + 0.3 for i in idx], summary["wgsef"]["kept"], width=0.2, label="kept = k (after top-k)")
     ax.set_yscale("log")
@@ -319,7 +358,7 @@ def plot_and_report(
         "| method | accuracy (mean ± sd) | Δ vs dense (pt) | FLOPs | FLOPs ÷ | params | kept groups per layer |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in METHODS:
+    for name in methods:
         s = summary[name]
         lines.append(
             f"| {name} | {s['accuracy_mean']:.2f} ± {s['accuracy_std']:.2f} | "
@@ -327,15 +366,20 @@ def plot_and_report(
             f"{s['params']:.0f} | {s.get('kept', layer_sizes)} |"
         )
     w = summary["wgsef"]
+    gl = summary.get("group_lasso")
     lines += [
         "",
         "Before the final hard top-k (nonzero groups per layer, per seed): "
-        f"WGSEF {w['kept_before_select']}; group lasso {summary['group_lasso']['kept_before_select']}; "
-        f"k = {w['kept']}.",
+        f"WGSEF {w['kept_before_select']}"
+        + (f"; group lasso {gl['kept_before_select']}" if gl else "")
+        + f"; k = {w['kept']}.",
         f"Accuracy before / after the hard selection (before fine-tuning): WGSEF "
-        f"{w['accuracy_before_select_mean']:.2f} / {w['accuracy_after_select_mean']:.2f}; group lasso "
-        f"{summary['group_lasso']['accuracy_before_select_mean']:.2f} / "
-        f"{summary['group_lasso']['accuracy_after_select_mean']:.2f}.",
+        f"{w['accuracy_before_select_mean']:.2f} / {w['accuracy_after_select_mean']:.2f}"
+        + (
+            f"; group lasso {gl['accuracy_before_select_mean']:.2f} / {gl['accuracy_after_select_mean']:.2f}."
+            if gl
+            else "."
+        ),
         "",
         "Compaction (WGSEF model, median over seeds; CPU):",
         "",
@@ -349,12 +393,12 @@ def plot_and_report(
         f"{ms['speedup_b64']:.2f}× |",
         "",
         f"Max |compacted − masked| output over all sparse runs: "
-        f"{max(summary[n]['max_abs_diff'] for n in METHODS if n != 'dense'):.2e}.",
+        f"{max(summary[n]['max_abs_diff'] for n in methods if n != 'dense'):.2e}.",
         "",
     ]
     flops_red = d["flops"] / w["flops"]
     drop = d["accuracy_mean"] - w["accuracy_mean"]
-    best_base = max(summary[n]["accuracy_mean"] for n in ("group_lasso", "magnitude", "tp_groupnorm"))
+    best_base = max((summary[n]["accuracy_mean"] for n in baselines), default=float("nan"))
     lines += [
         "| claim | target | measured | verdict |",
         "|---|---|---|---|",
@@ -362,7 +406,7 @@ def plot_and_report(
         f"| FLOPs reduction | ≥ {flops_target:g}× | {flops_red:.2f}× | {'met' if flops_red >= flops_target else 'not met'} |",
         f"| accuracy drop vs dense | ≤ {drop_target:g} pt | {drop:+.2f} pt | {'met' if drop <= drop_target else 'not met'} |",
         f"| WGSEF ≥ every baseline at the same FLOPs | ≥ {best_base:.2f} | {w['accuracy_mean']:.2f} | "
-        f"{'met' if w['accuracy_mean'] >= best_base else 'not met'} |",
+        f"{'met' if w['accuracy_mean'] >= best_base else 'not met' if baselines else 'no baseline run'} |",
         f"| batch-64 speedup ≥ 0.7 × FLOPs reduction | ≥ {0.7 * ms['flops_reduction']:.2f}× | {ms['speedup_b64']:.2f}× | "
         f"{'met' if ms['speedup_b64'] >= 0.7 * ms['flops_reduction'] else 'not met'} |",
         "",
@@ -421,6 +465,7 @@ def run_study(
     Returns:
         The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
     """
+    check_methods(cfg.methods)  # before any training
     torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     done = _finished_seeds(ctx.dir / "per_seed.json")

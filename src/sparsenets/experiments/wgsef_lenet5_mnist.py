@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from sparsenets.experiments.wgsef_common import run_study
+from sparsenets.experiments.wgsef_common import METHODS, run_study
 from sparsenets.models.cnn import LeNet5
 from sparsenets.runs import RunContext, experiment
 
@@ -30,6 +30,7 @@ class Config:
     train_limit: int = 0  # all 60000 images
     test_limit: int = 0
     latency_repeat: int = 30
+    methods: tuple[str, ...] = METHODS  # dense and wgsef always; drop baselines for a λ sweep
     threads: int = 1
     workers: int = 1  # seeds run in parallel processes (each on the GPU when present)
 

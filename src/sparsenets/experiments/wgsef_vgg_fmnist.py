@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsenets.experiments.wgsef_common import run_study
+from sparsenets.experiments.wgsef_common import METHODS, run_study
 from sparsenets.models.cnn import VGG16BN
 from sparsenets.runs import RunContext, experiment
 
@@ -36,6 +36,7 @@ class Config:
     train_limit: int = 10000
     test_limit: int = 0
     latency_repeat: int = 30
+    methods: tuple[str, ...] = METHODS  # dense and wgsef always; drop baselines for a λ sweep
     threads: int = 1
     workers: int = 1  # seeds run in parallel processes (each on the GPU when present)
 
