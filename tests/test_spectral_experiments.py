@@ -32,3 +32,34 @@ def test_graph_node_classification_sst_on_drosophila(tmp_path: Path) -> None:
     res = train_graph(cfg, "node-drosophila", "sst", 1e-2, 0, tmp_path / "nc")
     assert 0.25 < res["test"] <= 1.0 and res["optimizer_state"] > 0
     assert json.loads((tmp_path / "nc" / "summary.json").read_text())["test"] == res["test"]
+
+
+def test_grad_norm_trace_survives_a_resume(tmp_path: Path) -> None:
+    from sparsenets.experiments.sst_common import GradNormTrace
+    from sparsenets.train import TensorBatches, Trainer, seed_everything
+
+    x, y = torch.randn(64, 5), torch.randn(64, 1)
+
+    def train(steps: int, run_dir: Path) -> GradNormTrace:
+        seed_everything(0)
+        model = torch.nn.Linear(5, 1)
+        trace = GradNormTrace(every=2)
+        Trainer(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            TensorBatches(x, y, batch_size=8, seed=0),
+            lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]),
+            steps,
+            callbacks=[trace],
+            run_dir=run_dir,
+            checkpoint_every=10,
+            device="cpu",
+            progress=False,
+        ).fit()
+        return trace
+
+    whole = train(40, tmp_path / "a")
+    train(20, tmp_path / "b")  # stops at step 20 with a checkpoint there
+    resumed = train(40, tmp_path / "b")  # a fresh callback: the first 20 steps come from the checkpoint
+    assert [s for s, _ in resumed.trace] == [s for s, _ in whole.trace]
+    assert torch.allclose(torch.tensor(resumed.trace), torch.tensor(whole.trace))

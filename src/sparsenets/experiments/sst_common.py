@@ -52,6 +52,14 @@ class GradNormTrace(Callback):
     def on_eval(self, state: TrainState, metrics: dict[str, float]) -> None:
         self._t = None  # the evaluation is not a training step
 
+    def state_dict(self) -> dict[str, Any]:
+        """The trace and step times so far (a resumed run keeps the part before its checkpoint)."""
+        return {"trace": [list(t) for t in self.trace], "step_times": list(self.step_times)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.trace = [list(t) for t in state.get("trace", [])]
+        self.step_times = list(state.get("step_times", []))
+
     def median_step_time(self) -> float:
         """Median seconds per training step (evaluations excluded)."""
         return statistics.median(self.step_times) if self.step_times else float("nan")
