@@ -63,3 +63,22 @@ def test_grad_norm_trace_survives_a_resume(tmp_path: Path) -> None:
     resumed = train(40, tmp_path / "b")  # a fresh callback: the first 20 steps come from the checkpoint
     assert [s for s, _ in resumed.trace] == [s for s, _ in whole.trace]
     assert torch.allclose(torch.tensor(resumed.trace), torch.tensor(whole.trace))
+
+
+def _fake_job(key: tuple) -> dict:
+    """A sub-run whose validation score peaks at lr 0.01 for method "a" and 0.1 for "b"."""
+    method, lr, seed = key
+    best = 0.01 if method == "a" else 0.1
+    return {"key": list(key), "val": -abs(lr - best) - 1e-3 * seed}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sweep_then_seeds_picks_each_keys_lr_on_the_first_seed(workers: int) -> None:
+    from sparsenets.experiments.sst_common import sweep_then_seeds
+
+    chosen, every = sweep_then_seeds(
+        _fake_job, [("a",), ("b",)], [0.001, 0.01, 0.1], [5, 6, 7], lambda r: r["val"], workers
+    )
+    assert chosen[("a",)][0] == 0.01 and chosen[("b",)][0] == 0.1
+    assert [r["key"] for r in chosen[("b",)][1]] == [["b", 0.1, 5], ["b", 0.1, 6], ["b", 0.1, 7]]
+    assert len(every) == 2 * 3 + 2 * 2  # the sweep on seed 5, then the two other seeds at the chosen LR

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from sparsenets.errors import ConfigError
+from sparsenets.runs import pool_map
 from sparsenets.spectral import (
     GaLoreAdamW,
     LoRAConfig,
@@ -169,19 +170,30 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def sweep_then_seeds(
-    one: Callable[[float, int], dict[str, Any]],
+    job: Callable[[tuple], dict[str, Any]],
+    keys: Sequence[tuple],
     lrs: Sequence[float],
     seeds: Sequence[int],
     score: Callable[[dict[str, Any]], float],
-) -> tuple[float, list[dict[str, Any]]]:
-    """Pick the learning rate on the first seed (highest `score`), then run it on the remaining seeds.
+    workers: int = 1,
+) -> tuple[dict[tuple, tuple[float, list[dict[str, Any]]]], list[dict[str, Any]]]:
+    """For every key (e.g. (geometry, method)): pick the LR on the first seed (highest `score`), then run that LR
+    on the other seeds. `job((*key, lr, seed))` trains one sub-run; each of the two phases runs its jobs in
+    `workers` processes (`runs.pool_map`), so `job` must be picklable (a module-level function or a partial).
 
     Returns:
-        (chosen lr, one result per seed in `seeds` order).
+        ({key: (chosen lr, one result per seed in `seeds` order)}, every sub-run's result in the order run).
     """
-    sweep = {lr: one(lr, seeds[0]) for lr in lrs}
-    lr = max(sweep, key=lambda k: score(sweep[k]))
-    return lr, [sweep[lr]] + [one(lr, s) for s in seeds[1:]]
+    done: dict[tuple, dict[str, Any]] = {}
+
+    def run(jobs: list[tuple]) -> None:
+        for i, res in pool_map(job, jobs, workers):
+            done[jobs[i]] = res
+
+    run([(*k, lr, seeds[0]) for k in keys for lr in lrs])
+    best = {k: max(lrs, key=lambda lr, k=k: score(done[(*k, lr, seeds[0])])) for k in keys}
+    run([(*k, best[k], s) for k in keys for s in seeds[1:]])
+    return {k: (best[k], [done[(*k, best[k], s)] for s in seeds]) for k in keys}, list(done.values())
 
 
 def plot_grad_norm(ax: Any, result: dict[str, Any], label: str) -> None:

@@ -54,6 +54,7 @@ class Config:
     restart_warmup: int = 2
     relora_period: int = 100
     threads: int = 1
+    workers: int = 1  # sub-runs in parallel processes
 
 
 def normalised_adjacency(edges: torch.Tensor, n: int) -> torch.Tensor:
@@ -204,6 +205,13 @@ def train_one(cfg: Config, task: str, method: str, lr: float, seed: int, out: Pa
     return result
 
 
+def _job(cfg: Config, run_dir: Path, key: tuple[str, str, float, int]) -> dict[str, Any]:
+    """Process-pool entry: one (task, method, lr, seed) sub-run in its folder under the run folder."""
+    torch.set_num_threads(cfg.threads)
+    task, method, lr, seed = key
+    return train_one(cfg, task, method, lr, seed, run_dir / f"{task}-{method}-lr{lr:g}-s{seed}")
+
+
 @experiment(
     "sst-hyperbolic-graph",
     Config,
@@ -216,21 +224,17 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     import matplotlib.pyplot as plt
 
     torch.set_num_threads(cfg.threads)
-    runs: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {}
     rows = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
+    keys = [(task, method) for task in TASKS for method in cfg.methods]
+    job = functools.partial(_job, cfg, ctx.dir)
+    chosen, every = sweep_then_seeds(job, keys, cfg.lrs, seeds, lambda r: r["val"], cfg.workers)
     for task, ax in zip(TASKS, axes):
         means: dict[str, float] = {}
         for method in cfg.methods:
-
-            def one(lr: float, seed: int, task: str = task, method: str = method) -> dict[str, Any]:
-                res = train_one(cfg, task, method, lr, seed, ctx.subdir(f"{task}-{method}-lr{lr:g}-s{seed}"))
-                runs.append(res)
-                return res
-
-            lr, sel = sweep_then_seeds(one, cfg.lrs, seeds, lambda r: r["val"])
+            lr, sel = chosen[(task, method)]
             mean, std = mean_std([r["test"] for r in sel])
             means[method] = mean
             metrics[f"{task}_{method}"] = mean
@@ -269,5 +273,5 @@ def run(cfg: Config, ctx: RunContext) -> dict:
         f"{metrics.get('link-wormnet_sst_beats_low_rank')}; on node classification: "
         f"{metrics.get('node-drosophila_sst_beats_low_rank')}.\n"
     )
-    ctx.save_json("runs.json", [{k: v for k, v in r.items() if k != "grad_norm"} for r in runs])
+    ctx.save_json("runs.json", [{k: v for k, v in r.items() if k != "grad_norm"} for r in every])
     return metrics

@@ -8,6 +8,7 @@ never match a reference word). LR chosen per (geometry, method) by validation lo
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -58,6 +59,7 @@ class Config:
     restart_warmup: int = 5
     relora_period: int = 200
     threads: int = 1
+    workers: int = 1  # sub-runs in parallel processes
 
 
 def tokenize(text: str) -> list[str]:
@@ -192,6 +194,22 @@ def train_one(
     return result
 
 
+_CORPUS: dict[tuple[int, int], dict[str, Any]] = {}  # per process: tokenising the corpus takes seconds
+
+
+def _job(cfg: Config, run_dir: Path, key: tuple[str, str, float, int]) -> dict[str, Any]:
+    """Process-pool entry: one (geometry, method, lr, seed) sub-run in its folder under the run folder."""
+    torch.set_num_threads(cfg.threads)
+    geometry, method, lr, seed = key
+    if (cfg.vocab, cfg.max_len) not in _CORPUS:
+        _CORPUS[(cfg.vocab, cfg.max_len)] = load_corpus(cfg)
+    corpus = _CORPUS[(cfg.vocab, cfg.max_len)]
+    (run_dir / f"{geometry}-{method}-lr{lr:g}-s{seed}").mkdir(parents=True, exist_ok=True)
+    return train_one(
+        cfg, corpus, geometry, method, lr, seed, run_dir / f"{geometry}-{method}-lr{lr:g}-s{seed}"
+    )
+
+
 @experiment(
     "sst-translation",
     Config,
@@ -204,29 +222,17 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     import matplotlib.pyplot as plt
 
     torch.set_num_threads(cfg.threads)
-    corpus = load_corpus(cfg)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
+    keys = [(geometry, method) for geometry in cfg.geometries for method in cfg.methods]
+    job = functools.partial(_job, cfg, ctx.dir)
+    chosen, every = sweep_then_seeds(job, keys, cfg.lrs, seeds, lambda r: -r["val_loss"], cfg.workers)
     metrics: dict[str, Any] = {}
-    rows, runs = [], []
+    rows: list[str] = []
     fig, axes = plt.subplots(1, len(cfg.geometries), figsize=(5.5 * len(cfg.geometries), 3.6), squeeze=False)
     for geometry, ax in zip(cfg.geometries, axes[0]):
         means = {}
         for method in cfg.methods:
-
-            def one(lr: float, seed: int, geometry: str = geometry, method: str = method) -> dict[str, Any]:
-                res = train_one(
-                    cfg,
-                    corpus,
-                    geometry,
-                    method,
-                    lr,
-                    seed,
-                    ctx.subdir(f"{geometry}-{method}-lr{lr:g}-s{seed}"),
-                )
-                runs.append(res)
-                return res
-
-            lr, sel = sweep_then_seeds(one, cfg.lrs, seeds, lambda r: -r["val_loss"])
+            lr, sel = chosen[(geometry, method)]
             mean, std = mean_std([r["bleu"] for r in sel])
             means[method] = metrics[f"bleu_{geometry}_{method}"] = mean
             first = sel[0]
@@ -258,5 +264,5 @@ def run(cfg: Config, ctx: RunContext) -> dict:
         "transformer. Paper's claim (IWSLT'14, d = 64, r = 8, unverified): SST 22.28 vs full 24.27 BLEU "
         "(Euclidean), 23.40 vs 25.69 (hyperbolic), above LoRA and ReLoRA*.\n"
     )
-    ctx.save_json("runs.json", [{k: v for k, v in r.items() if k != "grad_norm"} for r in runs])
+    ctx.save_json("runs.json", [{k: v for k, v in r.items() if k != "grad_norm"} for r in every])
     return metrics
