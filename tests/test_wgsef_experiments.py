@@ -7,6 +7,7 @@ import json
 import pytest
 
 from sparsenets import runs
+from sparsenets.compact import count_params, load_compact
 from sparsenets.errors import ConfigError
 
 
@@ -21,6 +22,10 @@ def test_wgsef_lenet_quick_run_ends_exact_k_and_compacts(tmp_path) -> None:
     report = (run_dir / "report.md").read_text()
     assert "| wgsef |" in report and (run_dir / "figures" / "accuracy_vs_flops.png").exists()
     assert (run_dir / "figures" / "kept_per_layer.png").exists()
+    # the compacted WGSEF model of each seed is saved, and latency was measured from the saved pair
+    small = load_compact(run_dir / "seed-0" / "wgsef-compact")
+    assert count_params(small) == per_seed[0]["wgsef"]["params"]
+    assert per_seed[0]["measure"]["params_compact"] == per_seed[0]["wgsef"]["params"]
 
 
 def test_wgsef_study_resumes_finished_seeds_and_runs_missing_ones_in_workers(tmp_path) -> None:

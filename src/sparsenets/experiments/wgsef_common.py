@@ -26,7 +26,7 @@ import torch_pruning as tp
 from torch import nn
 
 from sparsenets import data
-from sparsenets.compact import compact, count_flops, count_params, measure
+from sparsenets.compact import compact, count_flops, count_params, load_compact, measure, save_compact
 from sparsenets.errors import ConfigError
 from sparsenets.groups import coupled_layouts
 from sparsenets.optim import ProxBlock, ProxOptimizer
@@ -117,10 +117,12 @@ def run_seed(
     seed: int,
     log: Callable[[str], None],
     device: torch.device | str = "cpu",
+    save_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Run every method once with this seed; return per-method metrics and the dense/compact measurements.
+    """Run every method once with this seed; return per-method metrics.
 
-    Training and accuracy run on `device`; compaction, the output check and latency always on the CPU.
+    Training and accuracy run on `device`; compaction and the output check on the CPU. The WGSEF model, masked
+    and compacted, is written to `save_dir` (`save_compact` format) when given, for `measure_saved`.
     """
     device = torch.device(device)
     methods = check_methods(cfg.methods)
@@ -189,8 +191,9 @@ def run_seed(
         )
         _fit(model, opt, train, cfg, cfg.epochs, seed, device)
         small = finish(penalty, model, opt, t0, {})
-        if penalty == "wgsef":
-            out["measure"] = measure(model.eval(), small, sample, repeat=cfg.latency_repeat)
+        if penalty == "wgsef" and save_dir is not None:
+            save_compact(model, save_dir / "wgsef-masked")
+            save_compact(small, save_dir / "wgsef-compact")
 
     if "magnitude" in methods:
         _magnitude(cfg, snapshot, sample, train, test, seed, device, finish)
@@ -414,12 +417,22 @@ def plot_and_report(
     return "\n".join(lines)
 
 
-def _seed_job(args: tuple[Any, Callable[[], nn.Module], str, int, str]) -> dict[str, Any]:
+def _seed_job(args: tuple[Any, Callable[[], nn.Module], str, int, str, Path]) -> dict[str, Any]:
     """Process-pool entry: load the data and run every method for one seed."""
-    cfg, make_model, dataset, seed, device = args
+    cfg, make_model, dataset, seed, device, save_dir = args
     torch.set_num_threads(cfg.threads)
     train, test = _load(dataset, cfg)
-    return run_seed(cfg, make_model, train, test, seed, _print, device)
+    return run_seed(cfg, make_model, train, test, seed, _print, device, save_dir)
+
+
+def measure_saved(save_dir: Path, sample: torch.Tensor, repeat: int) -> dict[str, float]:
+    """Params, FLOPs and CPU latency of the masked vs compacted WGSEF model written by `run_seed`."""
+    return measure(
+        load_compact(save_dir / "wgsef-masked"),
+        load_compact(save_dir / "wgsef-compact"),
+        sample,
+        repeat=repeat,
+    )
 
 
 def _print(message: str) -> None:
@@ -470,10 +483,16 @@ def run_study(
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     done = _finished_seeds(ctx.dir / "per_seed.json")
     todo = [s for s in seeds if s not in done]
-    jobs = [(cfg, make_model, dataset, s, str(ctx.device)) for s in todo]
+    jobs = [(cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}") for s in todo]
     for i, result in pool_map(_seed_job, jobs, cfg.workers):
         done[todo[i]] = result
         ctx.save_json("per_seed.json", [done[s] for s in seeds if s in done])  # progress survives a kill
+    # latency after all training, one model at a time, so parallel seeds do not load the timed core
+    sample = _load(dataset, cfg)[1][0][:1]
+    for s in seeds:
+        if "measure" not in done[s]:
+            done[s]["measure"] = measure_saved(ctx.dir / f"seed-{s}", sample, cfg.latency_repeat)
+            ctx.save_json("per_seed.json", [done[t] for t in seeds])
     per_seed = [done[s] for s in seeds]
     summary = summarize(per_seed)
     summary["device"] = str(ctx.device)
