@@ -82,3 +82,18 @@ def test_sweep_then_seeds_picks_each_keys_lr_on_the_first_seed(workers: int) -> 
     assert chosen[("a",)][0] == 0.01 and chosen[("b",)][0] == 0.1
     assert [r["key"] for r in chosen[("b",)][1]] == [["b", 0.1, 5], ["b", 0.1, 6], ["b", 0.1, 7]]
     assert len(every) == 2 * 3 + 2 * 2  # the sweep on seed 5, then the two other seeds at the chosen LR
+
+
+def test_graph_study_runs_one_task_and_rejects_unknown_tasks(tmp_path: Path) -> None:
+    from sparsenets.errors import ConfigError
+
+    run_dir, result = execute(
+        "sst-hyperbolic-graph",
+        quick=True,
+        root=tmp_path,
+        sets=['tasks=["node-drosophila"]', 'methods=["lora","sst"]'],
+    )
+    assert set(result["metrics"]) == {"node-drosophila_lora", "node-drosophila_sst"}
+    assert {p.name for p in run_dir.iterdir() if p.is_dir()} >= {"node-drosophila-sst-lr0.01-s0"}
+    with pytest.raises(ConfigError, match="tasks must be"):
+        execute("sst-hyperbolic-graph", quick=True, root=tmp_path, sets=['tasks=["cora"]'])

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from sparsenets import data
+from sparsenets.errors import ConfigError
 from sparsenets.experiments.sst_common import (
     GradNormTrace,
     cost_summary,
@@ -47,6 +48,7 @@ class Config:
     steps_nc: int = 400
     eval_every: int = 20
     dropout: float = 0.1
+    tasks: tuple[str, ...] = TASKS
     methods: tuple[str, ...] = ("full", "lora", "relora", "sst")
     lrs: tuple[float, ...] = (3e-3, 1e-2, 3e-2)
     seeds: int = 3
@@ -226,12 +228,15 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     torch.set_num_threads(cfg.threads)
     metrics: dict[str, Any] = {}
     rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, axes = plt.subplots(1, len(cfg.tasks), figsize=(5.5 * len(cfg.tasks), 3.6), squeeze=False)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    keys = [(task, method) for task in TASKS for method in cfg.methods]
+    unknown = [t for t in cfg.tasks if t not in TASKS]
+    if unknown or not cfg.tasks:
+        raise ConfigError(f"tasks must be a non-empty subset of {list(TASKS)}; got {list(cfg.tasks)}")
+    keys = [(task, method) for task in cfg.tasks for method in cfg.methods]
     job = functools.partial(_job, cfg, ctx.dir)
     chosen, every = sweep_then_seeds(job, keys, cfg.lrs, seeds, lambda r: r["val"], cfg.workers)
-    for task, ax in zip(TASKS, axes):
+    for task, ax in zip(cfg.tasks, axes[0]):
         means: dict[str, float] = {}
         for method in cfg.methods:
             lr, sel = chosen[(task, method)]
