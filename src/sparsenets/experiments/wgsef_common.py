@@ -426,7 +426,13 @@ def _seed_job(args: tuple[Any, Callable[[], nn.Module], str, int, str, Path]) ->
 
 
 def measure_saved(save_dir: Path, sample: torch.Tensor, repeat: int) -> dict[str, float]:
-    """Params, FLOPs and CPU latency of the masked vs compacted WGSEF model written by `run_seed`."""
+    """Params, FLOPs and CPU latency of the masked vs compacted WGSEF model written by `run_seed`.
+
+    Args:
+        save_dir: the seed's folder holding `wgsef-masked.*` and `wgsef-compact.*`.
+        sample: (1, C, H, W) one input; batches of 1 and 64 are made from it.
+        repeat: timed forward passes per model and batch size.
+    """
     return measure(
         load_compact(save_dir / "wgsef-masked"),
         load_compact(save_dir / "wgsef-compact"),
@@ -488,9 +494,10 @@ def run_study(
         done[todo[i]] = result
         ctx.save_json("per_seed.json", [done[s] for s in seeds if s in done])  # progress survives a kill
     # latency after all training, one model at a time, so parallel seeds do not load the timed core
-    sample = _load(dataset, cfg)[1][0][:1]
-    for s in seeds:
-        if "measure" not in done[s]:
+    unmeasured = [s for s in seeds if "measure" not in done[s]]
+    if unmeasured:
+        sample = _load(dataset, cfg)[1][0][:1]
+        for s in unmeasured:
             done[s]["measure"] = measure_saved(ctx.dir / f"seed-{s}", sample, cfg.latency_repeat)
             ctx.save_json("per_seed.json", [done[t] for t in seeds])
     per_seed = [done[s] for s in seeds]
