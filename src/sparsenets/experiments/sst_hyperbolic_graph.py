@@ -228,11 +228,11 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     torch.set_num_threads(cfg.threads)
     metrics: dict[str, Any] = {}
     rows = []
-    fig, axes = plt.subplots(1, len(cfg.tasks), figsize=(5.5 * len(cfg.tasks), 3.6), squeeze=False)
-    seeds = [ctx.seed + i for i in range(cfg.seeds)]
     unknown = [t for t in cfg.tasks if t not in TASKS]
     if unknown or not cfg.tasks:
         raise ConfigError(f"tasks must be a non-empty subset of {list(TASKS)}; got {list(cfg.tasks)}")
+    fig, axes = plt.subplots(1, len(cfg.tasks), figsize=(5.5 * len(cfg.tasks), 3.6), squeeze=False)
+    seeds = [ctx.seed + i for i in range(cfg.seeds)]
     keys = [(task, method) for task in cfg.tasks for method in cfg.methods]
     job = functools.partial(_job, cfg, ctx.dir)
     chosen, every = sweep_then_seeds(job, keys, cfg.lrs, seeds, lambda r: r["val"], cfg.workers)
