@@ -16,6 +16,7 @@ from sparsenets.prox import (
     root_bisect,
     root_select,
     root_sweep,
+    root_sweep_tensor,
     wgsef_multipliers,
     wgsef_prox,
     wgsef_value,
@@ -111,6 +112,46 @@ def test_fenchel_young_certificate(seed: int, m: int, kf: float, log_tau: float,
     y = (x - z) / tau
     wz, fy, zy = wgsef_value_ref(z, ids, m, k, w), conjugate(y, ids, m, k, w), float(z @ y)
     assert abs(wz + fy - zy) <= 1e-10 * max(wz + fy, 1e-300)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    m=st.integers(1, 200),
+    kf=st.floats(0.0, 1.0),
+    log_tau=st.floats(-3, 2),
+    zeros=st.integers(0, 5),
+    ties=st.booleans(),
+    weighted=st.booleans(),
+)
+def test_device_sweep_multipliers_match_root_select(
+    seed: int, m: int, kf: float, log_tau: float, zeros: int, ties: bool, weighted: bool
+) -> None:
+    """Small problems take the sync-free sweep (`root_sweep_tensor`); it gives root_select's multipliers,
+    including all-zero groups, ties and at most k nonzero groups."""
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.rand(m, dtype=torch.float64, generator=gen)
+    if ties:
+        r = (r * 4).ceil() / 4  # few distinct norms
+    r[: min(zeros, m)] = 0
+    w = torch.rand(m, dtype=torch.float64, generator=gen) + 0.2 if weighted else None
+    k, tau = 1 + int(kf * (m - 1)), 10.0**log_tau
+    got = wgsef_multipliers(r, k, tau, w)
+    a = r if w is None else r * w.sqrt()
+    t = tau if w is None else tau * w
+    if int(torch.count_nonzero(a)) <= k:
+        ref = 1 / (1 + torch.as_tensor(t, dtype=torch.float64).expand(m))
+    else:
+        u = (a * root_select(a, t, float(k)) - t).clamp(0, 1)
+        u = torch.where(u > 1e-12, u, 0)
+        ref = u / (u + t)
+    nz = r > 0  # multipliers of all-zero groups do not matter
+    assert torch.equal(got[nz] > 0, ref[nz] > 0)
+    assert torch.allclose(got[nz], ref[nz], rtol=0, atol=1e-9)
+    eta, found = root_sweep_tensor(a, t, float(k))
+    assert bool(found) == (int(torch.count_nonzero(a)) > k)
+    if found:
+        assert abs(float((a * eta - t).clamp(0, 1).sum()) - k) < 1e-8  # h(η) = 0
 
 
 def test_certificate_detects_a_wrong_point() -> None:

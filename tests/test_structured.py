@@ -193,6 +193,23 @@ def test_bad_layouts_and_blocks_get_clear_errors() -> None:
     other = LeNet5(width=0.5)
     with pytest.raises(SparsenetsError, match="not in the wrapped optimizer"):
         ProxOptimizer(torch.optim.SGD(other.parameters(), lr=0.1), [ProxBlock(lay, 2, 0.1)])
+    with pytest.raises(SparsenetsError, match="> 0"):
+        ProxBlock(lay, 2, 0.1, prox=PROXES["wgsef"], weights=-torch.ones(lay.m))
+    with pytest.raises(SparsenetsError, match="one value per group"):
+        ProxBlock(lay, 2, 0.1, prox=PROXES["wgsef"], weights=torch.ones(lay.m + 1))
+
+
+def test_nan_weights_stop_the_prox_step_naming_the_block() -> None:
+    """The optimizer checks every block's norms once per step: NaN weights get one clear error."""
+    model = LeNet5(width=0.5)
+    lay = GroupLayout.of_layer(model, "3")
+    opt = ProxOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1), [ProxBlock(lay, 2, 0.1, PROXES["wgsef"])]
+    )
+    with torch.no_grad():
+        model[3].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(SparsenetsError, match="block '3' has NaN"):
+        opt.step()
 
 
 def test_prox_step_is_deterministic_so_ddp_ranks_stay_identical() -> None:

@@ -14,8 +14,10 @@ import torch
 
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout
+from sparsenets.prox.checks import check_finite_norms, check_weights
 
-# prox(r (m,), k, tau, weights (m,) | None) -> multipliers (m,); select(r, k, weights) -> 0/1 keep (m,)
+# prox(r (m,), k, tau, weights (m,) | None) -> multipliers (m,), given finite r and valid weights;
+# select(r, k, weights) -> 0/1 keep (m,)
 ProxFn = Callable[[torch.Tensor, int, float, torch.Tensor | None], torch.Tensor]
 SelectFn = Callable[[torch.Tensor, int, torch.Tensor | None], torch.Tensor]
 
@@ -61,11 +63,13 @@ class ProxBlock:
                 raise SparsenetsError(f"weights must be 'ones', 'size' or a tensor; got {self.weights!r}")
             self.w = None if self.weights == "ones" else self.layout.sizes()
         else:
-            self.w = torch.as_tensor(self.weights, dtype=torch.float64)
+            self.w = check_weights(self.weights, m, torch.empty(0, dtype=torch.float64))  # once, not per step
 
-    def multipliers(self, tau: float) -> torch.Tensor:
-        """(m,) prox multipliers at step τ for the current parameters."""
-        r = self.layout.norms()
+    def multipliers(self, tau: float, r: torch.Tensor | None = None) -> torch.Tensor:
+        """(m,) prox multipliers at step τ for the current parameters (r: their (m,) group norms, if known)."""
+        if r is None:
+            r = self.layout.norms()
+            check_finite_norms(r)
         if self.w is not None and self.w.device != r.device:
             self.w = self.w.to(r.device)  # the model was moved after the block was made
         return torch.ones_like(r) if self.prox is None else self.prox(r, self.k, tau, self.w)
@@ -137,10 +141,15 @@ class ProxOptimizer:
                 b.layout.scale_(keep)
             return loss
         ramp = self.ramp()
+        todo = []
         for b in self.blocks:
             tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
             if tau > 0 and b.prox is not None:
-                b.layout.scale_(b.multipliers(tau))
+                todo.append((b, tau, b.layout.norms()))
+        if todo:  # one finiteness check (one GPU sync) for all blocks; the proxes themselves never sync
+            _check_finite([r for _, _, r in todo], [b.layout.name for b, _, _ in todo])
+        for b, tau, r in todo:
+            b.layout.scale_(b.multipliers(tau, r))
         return loss
 
     @torch.no_grad()
@@ -187,3 +196,14 @@ class ProxOptimizer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.steps_done = int(state["steps_done"])
         self.frozen = None if state["frozen"] is None else [torch.as_tensor(f) for f in state["frozen"]]
+
+
+def _check_finite(norms: Sequence[torch.Tensor], names: Sequence[str]) -> None:
+    """Raise, naming the first block, if any group norm is NaN or inf (one host read for all blocks)."""
+    sums = torch.stack([r.sum(dtype=torch.float64) for r in norms])
+    if not bool(torch.isfinite(sums).all()):
+        bad = names[int(torch.nonzero(~torch.isfinite(sums))[0])]
+        raise SparsenetsError(
+            f"block {bad!r} has NaN or inf weights (the loss diverged?); lower the learning rate or λ, "
+            "or resume from the last checkpoint"
+        )

@@ -6,7 +6,7 @@ z = wgsef_prox(w.reshape(w.shape[0], -1), k=16, tau=lr * lam)     # filters of a
 from torch import Tensor
 
 from sparsenets.prox.layout import Layout, group_norms, resolve_layout, scale_groups
-from sparsenets.prox.roots import root_bisect, root_select, root_sweep
+from sparsenets.prox.roots import root_bisect, root_select, root_sweep, root_sweep_tensor
 from sparsenets.prox.simple import (
     group_lasso_multipliers,
     group_lasso_prox,
@@ -17,13 +17,19 @@ from sparsenets.prox.simple import (
 from sparsenets.prox.wgsef import wgsef_multipliers, wgsef_prox, wgsef_value, wgsef_value_from_norms
 
 
+def _wgsef_trusted(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Tensor:
+    """WGSEF for `ProxOptimizer`, which has checked r and the weights already (no device sync here)."""
+    return wgsef_multipliers(r, k, tau, weights, checked=True)
+
+
 def _group_lasso_k(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Tensor:
     """Group lasso in the (r, k, tau, weights) contract (k unused: the penalty has no target count)."""
-    return group_lasso_multipliers(r, tau, weights)
+    return group_lasso_multipliers(r, tau, weights, checked=True)
 
 
-# structured proxes as functions of the group norms: (r (m,), k, tau, weights) -> multipliers (m,)
-PROXES = {"wgsef": wgsef_multipliers, "group_lasso": _group_lasso_k}
+# structured proxes for `ProxOptimizer`, as functions of the group norms: (r (m,), k, tau, weights) -> (m,)
+# multipliers; they trust their input (the optimizer checks every block's norms with one sync per step)
+PROXES = {"wgsef": _wgsef_trusted, "group_lasso": _group_lasso_k}
 
 __all__ = [
     "PROXES",
@@ -37,6 +43,7 @@ __all__ = [
     "root_bisect",
     "root_select",
     "root_sweep",
+    "root_sweep_tensor",
     "scale_groups",
     "topk_multipliers",
     "wgsef_multipliers",

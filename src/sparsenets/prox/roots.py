@@ -8,7 +8,8 @@ Three solvers with one contract, all returning η in float64 as a Python float:
 - `root_select`: worst-case O(m) (the paper's claim). Bracketing on medians of the breakpoints inside the
   bracket, with affine accumulators for groups that left it; a strided-sample bracket first so that the only
   full pass over the m groups is one classification.
-- `root_sweep`: the O(m log m) sort-and-cumsum event sweep (the reference and the benchmark baseline).
+- `root_sweep`: the O(m log m) sort-and-cumsum event sweep (the reference and the benchmark baseline);
+  `root_sweep_tensor` is the same sweep returning tensors, so a GPU never waits on the host (small layers).
 - `root_bisect`: bisection with an exact solve on the last linear piece (a slow, simple cross-check).
 """
 
@@ -56,25 +57,49 @@ def root_sweep(a: torch.Tensor, t: Shift, k: float) -> float:
     Returns:
         η ≥ 0 with h(η) = 0; in a flat exactly-k interval, a point inside it.
     """
+    return float(root_sweep_tensor(a, t, k)[0])
+
+
+def root_sweep_tensor(a: torch.Tensor, t: Shift, k: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The event sweep of `root_sweep` without reading anything back to the host (no device sync on a GPU).
+
+    Args:
+        a: (m,) group strengths ≥ 0; zeros allowed (their breakpoints sit at +inf and never count).
+        t: τ·w_j, a float or an (m,) tensor, ≥ 0.
+        k: target (may be fractional).
+
+    Returns:
+        (η, found): 0-d float64 tensors on a's device; found is False when at most k entries of a are
+        positive (then no root exists, every nonzero group saturates, and η is meaningless).
+    """
     a = a.double().reshape(-1)
     tv = _as_vec(t, a).double().reshape(-1)
-    pos_mask = a > 0
-    a, tv = _take(a, pos_mask), _take(tv, pos_mask)
-    pos, order = torch.cat([tv / a, (1 + tv) / a]).sort(stable=True)
-    slope = torch.cat([a, -a]).index_select(0, order).cumsum(0)
-    offset = torch.cat([-tv, tv + 1]).index_select(0, order).cumsum(0)
-    g = slope * pos + offset  # Σφ at each event (h + k), nondecreasing
+    live = a > 0
+    inf = torch.tensor(math.inf, dtype=a.dtype, device=a.device)
+    zero = torch.zeros((), dtype=a.dtype, device=a.device)
+    lo = torch.where(live, tv / a, inf)
+    hi = torch.where(live, (1 + tv) / a, inf)
+    pos, order = torch.cat([lo, hi]).sort(stable=True)
+    slope = (
+        torch.cat([torch.where(live, a, zero), torch.where(live, -a, zero)]).index_select(0, order).cumsum(0)
+    )
+    offset = torch.cat([torch.where(live, -tv, zero), torch.where(live, tv + 1, zero)])
+    offset = offset.index_select(0, order).cumsum(0)
+    finite = torch.isfinite(pos)
+    g = torch.where(finite, slope * torch.where(finite, pos, zero) + offset, inf)  # Σφ at each event (h + k)
+    n = pos.numel()
     tol = 1e-12 * max(1.0, k)
-    i = int(torch.searchsorted(g, torch.tensor([k - tol], dtype=g.dtype, device=g.device)).item())
-    i = min(max(i, 1), pos.numel() - 1)
-    s_prev, o_prev = float(slope[i - 1]), float(offset[i - 1])
-    if s_prev <= 1e-300 * max(1.0, abs(o_prev)):
-        return float(pos[i])
-    eta = (k - o_prev) / s_prev
+    i = torch.searchsorted(g, torch.full((1,), k - tol, dtype=g.dtype, device=g.device)).clamp(1, n - 1)
+    nxt = (i + 1).clamp(max=n - 1)
+    s_prev, o_prev, p_prev, p_i = slope[i - 1], offset[i - 1], pos[i - 1], pos[i]
+    flat_before = s_prev <= 1e-300 * torch.clamp(o_prev.abs(), min=1.0)
+    eta = torch.minimum(torch.maximum((k - o_prev) / torch.where(flat_before, 1.0, s_prev), p_prev), p_i)
+    eta = torch.where(flat_before, p_i, eta)
     # an exactly-k flat piece starting at pos[i]: move to its middle so no group sits on a breakpoint
-    if abs(float(g[i]) - k) <= tol and i + 1 < pos.numel() and float(slope[i]) <= 1e-300:
-        return 0.5 * (float(pos[i]) + float(pos[i + 1]))
-    return min(max(eta, float(pos[i - 1])), float(pos[i]))
+    flat_at_k = ((g[i] - k).abs() <= tol) & (i + 1 < n) & (slope[i] <= 1e-300) & torch.isfinite(pos[nxt])
+    eta = torch.where(flat_at_k, 0.5 * (p_i + pos[nxt]), eta)
+    found = torch.count_nonzero(live) > k
+    return torch.where(found, eta, zero)[0], found
 
 
 def root_bisect(a: torch.Tensor, t: Shift, k: float, iters: int = 60) -> float:

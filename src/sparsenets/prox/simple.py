@@ -8,11 +8,19 @@ from sparsenets.prox.checks import check_finite_norms, check_k, check_tau, check
 from sparsenets.prox.layout import group_norms, resolve_layout, scale_groups
 
 
-def group_lasso_multipliers(r: torch.Tensor, tau: float, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """(m,) multipliers of prox of τ·Σ_j w_j r_j (group soft-threshold): c_j = max(0, 1 − τw_j/r_j)."""
+def group_lasso_multipliers(
+    r: torch.Tensor, tau: float, weights: torch.Tensor | None = None, *, checked: bool = False
+) -> torch.Tensor:
+    """(m,) multipliers of prox of τ·Σ_j w_j r_j (group soft-threshold): c_j = max(0, 1 − τw_j/r_j).
+
+    r: (m,) group norms; weights: (m,) positive; checked: r and weights were validated by the caller.
+    """
     tau = check_tau(tau)
-    w = check_weights(weights, r.numel(), r)
-    check_finite_norms(r)
+    if checked:
+        w = None if weights is None else weights.to(r.device)
+    else:
+        w = check_weights(weights, r.numel(), r)
+        check_finite_norms(r)
     thr = tau if w is None else tau * w.to(r.dtype)
     return torch.clamp(1 - thr / r.clamp_min(torch.finfo(r.dtype).tiny), min=0)
 

@@ -1,0 +1,99 @@
+"""Cost of the WGSEF prox inside training: one VGG-16-BN step with SGD vs SGD + prox over all 13 filter blocks.
+
+Three optimizers step the same model on the same batch (128 × 1×28×28), interleaved round by round:
+plain SGD (momentum), SGD + WGSEF prox with the sync-free sort sweep used for layers of up to 4096 groups,
+and SGD + WGSEF prox forced through `root_select` (the path before; on a GPU it reads back to the host
+several times per layer). Runs on the CPU and, when present, on CUDA. Writes docs/benchmarks/prox-step.md.
+
+    PYTHONPATH=src python benchmarks/bench_prox_step.py [--widths 0.125 0.25] [--steps 20] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import sparsenets.prox.wgsef as wgsef_module
+from sparsenets.groups import coupled_layouts
+from sparsenets.models.cnn import VGG16BN
+from sparsenets.optim import ProxBlock, ProxOptimizer
+from sparsenets.prox import PROXES
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
+SWEEP_MAX = wgsef_module._SWEEP_MAX
+
+
+def step_time(variant: str, width: float, device: torch.device, steps: int) -> float:
+    """Median seconds of one training step of `variant` ("sgd", "sweep" or "select")."""
+    torch.manual_seed(0)
+    model = VGG16BN(width=width).to(device)
+    x = torch.randn(128, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (128,), device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    if variant != "sgd":
+        blocks = [ProxBlock(lay, 0.4, 0.02, PROXES["wgsef"]) for lay in coupled_layouts(model, x[:1])]
+        opt = ProxOptimizer(opt, blocks)
+    wgsef_module._SWEEP_MAX = 0 if variant == "select" else SWEEP_MAX
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = []
+    for i in range(steps + 3):
+        sync()
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        sync()
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    wgsef_module._SWEEP_MAX = SWEEP_MAX
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", type=float, nargs="+", default=[0.125, 0.25])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    rows = []
+    for device in devices:
+        for width in args.widths:
+            got: dict[str, list[float]] = {"sgd": [], "sweep": [], "select": []}
+            for _ in range(args.rounds):  # interleaved so background load hits every variant alike
+                for variant in got:
+                    got[variant].append(step_time(variant, width, device, args.steps))
+            med = {v: statistics.median(t) for v, t in got.items()}
+            rows.append({"device": device.type, "width": width, **med})
+            print(
+                f"{device.type} width {width}: SGD {1e3 * med['sgd']:.1f} ms, +prox sweep "
+                f"{1e3 * med['sweep']:.1f} ms, +prox root_select {1e3 * med['select']:.1f} ms",
+                flush=True,
+            )
+    lines = [
+        "# WGSEF prox inside a training step (VGG-16-BN, batch 128, 13 filter blocks, keep 0.4)",
+        "",
+        f"Written by `benchmarks/bench_prox_step.py` (median step time over {args.steps} steps, median of "
+        f"{args.rounds} interleaved rounds; CPU with {args.threads} threads).",
+        "",
+        "| device | width | SGD step ms | + prox (sweep) ms | overhead | + prox (root_select) ms | overhead |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['device']} | {r['width']:g} | {1e3 * r['sgd']:.2f} | {1e3 * r['sweep']:.2f} "
+            f"| {r['sweep'] / r['sgd']:.2f}× | {1e3 * r['select']:.2f} | {r['select'] / r['sgd']:.2f}× |"
+        )
+    DOCS.mkdir(parents=True, exist_ok=True)
+    (DOCS / "prox-step.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
