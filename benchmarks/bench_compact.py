@@ -71,7 +71,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
 
     DOCS.mkdir(parents=True, exist_ok=True)
     lines = [
-        "# Compaction: dense vs compacted CPU latency",
+        "## Compaction: dense vs compacted CPU latency",
         "",
         "Written by `benchmarks/bench_compact.py` (top-k mask on the initial weights at the study's keep ratio per",
         f"layer, compacted, outputs checked; median of {args.repeat} forward passes, dense and compacted",
@@ -88,6 +88,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
             f"| {1e3 * r['latency_b64_dense']:.2f} | {r['speedup_b64']:.2f} "
             f"| {r['speedup_b64'] / r['flops_reduction']:.2f} | {r['diff']:.1e} |"
         )
+    lines += ["", "![speedup over FLOPs reduction vs width](compact.png)"]
     (DOCS / "compact.md").write_text("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(6, 4))
     for threads in args.threads:

@@ -78,7 +78,7 @@ def main() -> None:
                 flush=True,
             )
     lines = [
-        "# WGSEF prox inside a training step (VGG-16-BN, batch 128, 13 filter blocks, keep 0.4)",
+        "## WGSEF prox inside a training step (VGG-16-BN, batch 128, 13 filter blocks, keep 0.4)",
         "",
         f"Written by `benchmarks/bench_prox_step.py` (median step time over {args.steps} steps, median of "
         f"{args.rounds} interleaved rounds; CPU with {args.threads} threads).",

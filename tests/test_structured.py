@@ -114,6 +114,28 @@ def test_prox_training_ends_with_exactly_k_and_compacts_exactly(penalty: str) ->
     )
 
 
+def test_measure_times_both_memory_layouts_without_touching_the_models() -> None:
+    torch.manual_seed(2)
+    model = LeNet5(width=0.5).eval()
+    lay = GroupLayout.of_layer(model, "3")
+    with torch.no_grad():
+        lay.scale_(topk_multipliers(lay.norms(), 4))
+    x = torch.randn(1, 1, 28, 28)
+    small = compact(model, x)
+    both = measure(model, small, x, batches=(2,), repeat=3)
+    assert both["speedup_b2"] == both["latency_b2_dense"] / both["latency_b2_compact"]
+    assert both["speedup_cl_b2"] == both["latency_cl_b2_dense"] / both["latency_cl_b2_compact"]
+    best_dense = min(both["latency_b2_dense"], both["latency_cl_b2_dense"])
+    assert both["speedup_best_b2"] == best_dense / min(
+        both["latency_b2_compact"], both["latency_cl_b2_compact"]
+    )
+    assert all(p.is_contiguous() for p in [*model.parameters(), *small.parameters()])  # copies were converted
+    plain = measure(model, small, x, batches=(2,), repeat=3, layouts="default")
+    assert "speedup_cl_b2" not in plain and "speedup_best_b2" not in plain
+    with pytest.raises(SparsenetsError, match="layouts"):
+        measure(model, small, x, layouts="nhwc")
+
+
 def test_hold_mask_fine_tuning_keeps_zeros_and_state_roundtrip() -> None:
     torch.manual_seed(2)
     x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))

@@ -96,6 +96,7 @@ def measure(
     sample: torch.Tensor,
     batches: Sequence[int] = (1, 64),
     repeat: int = 20,
+    layouts: str = "both",
 ) -> dict[str, float]:
     """Params, FLOPs and latency at each batch size for `dense` and `small`, with their ratios.
 
@@ -104,11 +105,17 @@ def measure(
         small: its compacted copy.
         sample: (1, ...) one input; batches are made by repeating it.
         batches: batch sizes to time.
-        repeat: timed forward passes per model and batch (median reported); the two models alternate.
+        repeat: timed forward passes per model, layout and batch (median reported); all variants alternate.
+        layouts: "both": for 4-D inputs time each model in the default (NCHW) and in the channels-last
+            memory layout (thin or odd channel counts run at different speeds in each); "default": NCHW only.
 
     Returns:
-        A flat dict: params_*, flops_*, latency_b{B}_*, and the dense/compact ratios.
+        A flat dict of floats: params_*, flops_*, latency_b{B}_{dense,compact} and speedup_b{B} in NCHW (both
+        models in the same, default layout); with "both" also latency_cl_b{B}_*, speedup_cl_b{B} (both
+        channels-last) and speedup_best_b{B} (each model in its faster layout).
     """
+    if layouts not in ("both", "default"):
+        raise SparsenetsError(f"layouts must be 'both' or 'default'; got {layouts!r}")
     out: dict[str, float] = {
         "params_dense": float(count_params(dense)),
         "params_compact": float(count_params(small)),
@@ -117,15 +124,26 @@ def measure(
     }
     out["flops_reduction"] = out["flops_dense"] / out["flops_compact"]
     out["params_reduction"] = out["params_dense"] / out["params_compact"]
+    tags = [""] + (["cl_"] if layouts == "both" and sample.dim() == 4 else [])
+    variants = [  # (key prefix, model); channels-last copies, so the caller's models keep their layout
+        (f"latency_{tag}", role, m if not tag else copy.deepcopy(m).to(memory_format=torch.channels_last))
+        for tag in tags
+        for role, m in (("dense", dense), ("compact", small))
+    ]
     for b in batches:
         x = sample.expand(b, *sample.shape[1:]).contiguous()
-        td, ts = [], []
-        for _ in range(3):  # interleave so background load hits both alike
-            td.append(latency(dense, x, repeat=max(1, repeat // 3)))
-            ts.append(latency(small, x, repeat=max(1, repeat // 3)))
-        out[f"latency_b{b}_dense"] = statistics.median(td)
-        out[f"latency_b{b}_compact"] = statistics.median(ts)
-        out[f"speedup_b{b}"] = out[f"latency_b{b}_dense"] / out[f"latency_b{b}_compact"]
+        xs = {"latency_": x, "latency_cl_": x.contiguous(memory_format=torch.channels_last)}
+        times: list[list[float]] = [[] for _ in variants]
+        for _ in range(3):  # interleave so background load hits every variant alike
+            for i, (prefix, _, m) in enumerate(variants):
+                times[i].append(latency(m, xs[prefix], repeat=max(1, repeat // 3)))
+        for (prefix, role, _), t in zip(variants, times):
+            out[f"{prefix}b{b}_{role}"] = statistics.median(t)
+        for tag in tags:
+            out[f"speedup_{tag}b{b}"] = out[f"latency_{tag}b{b}_dense"] / out[f"latency_{tag}b{b}_compact"]
+        if len(tags) > 1:
+            best = {r: min(out[f"latency_{t}b{b}_{r}"] for t in tags) for r in ("dense", "compact")}
+            out[f"speedup_best_b{b}"] = best["dense"] / best["compact"]
     return out
 
 
