@@ -284,6 +284,36 @@ def test_float32_same_support_as_float64() -> None:
     assert torch.equal(wgsef_prox(rows, 30, 2.0) != 0, wgsef_prox(rows.float(), 30, 2.0) != 0)
 
 
+@pytest.mark.parametrize("case", ["elements", "rows", "ids"])
+def test_out_buffer_and_in_place_give_the_same_prox(case: str) -> None:
+    """`out=` (a fresh buffer, or x itself) gives exactly the allocating result; the large elementwise path
+    (chunked, |x| built in the output) matches the generic multiplier path."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(300_000 if case == "elements" else (600, 50), generator=g, dtype=torch.float64)
+    ids = torch.randint(0, 900, x.shape, generator=g) if case == "ids" else None
+    m = 300_000 if case == "elements" else (600 if case == "rows" else 900)
+    k, tau = m // 7, 0.4
+    z = wgsef_prox(x, k, tau, groups=ids)
+    if case == "elements":
+        ref = x * wgsef_multipliers(x.abs(), k, tau)
+        torch.testing.assert_close(z, ref, rtol=0, atol=1e-12)
+    buf = torch.full_like(x, float("nan"))
+    assert wgsef_prox(x, k, tau, groups=ids, out=buf) is buf
+    assert torch.equal(buf, z)
+    y = x.clone()
+    assert wgsef_prox(y, k, tau, groups=ids, out=y) is y
+    assert torch.equal(y, z)
+
+
+@pytest.mark.parametrize(
+    "out",
+    [torch.empty(10, 3), torch.empty(10, 2, dtype=torch.float64), torch.empty(2, 10).t(), "buffer"],
+)
+def test_bad_out_gets_one_clear_error(out: object) -> None:
+    with pytest.raises(SparsenetsError, match="out must be"):
+        wgsef_prox(torch.ones(10, 2), 3, 0.1, out=out)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

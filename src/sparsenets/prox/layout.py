@@ -60,11 +60,38 @@ def group_norms(x: torch.Tensor, layout: Layout) -> torch.Tensor:
     return sq.sqrt_()
 
 
-def scale_groups(x: torch.Tensor, c: torch.Tensor, layout: Layout) -> torch.Tensor:
-    """A new tensor shaped like x with group j multiplied by c[j] (c: (m,))."""
+def scale_groups(
+    x: torch.Tensor, c: torch.Tensor, layout: Layout, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """x with group j multiplied by c[j] (c: (m,)): a new tensor shaped like x, or written into `out`
+    (a tensor shaped like x, possibly x itself) and returned."""
     c = c.to(x.dtype)
+    target = torch.empty_like(x) if out is None else check_out(out, x)
     if layout.kind == "elements":
-        return (x.reshape(-1) * c).reshape(x.shape)
-    if layout.kind == "rows":
-        return (x.reshape(layout.m, -1) * c[:, None]).reshape(x.shape)
-    return (x.reshape(-1) * c.index_select(0, layout.ids)).reshape(x.shape)
+        torch.mul(x.reshape(-1), c, out=target.view(-1))
+    elif layout.kind == "rows":
+        torch.mul(x.reshape(layout.m, -1), c[:, None], out=target.view(layout.m, -1))
+    else:
+        torch.mul(x.reshape(-1), c.index_select(0, layout.ids), out=target.view(-1))
+    return target
+
+
+def check_out(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`out` must be a contiguous tensor with x's shape, dtype and device (it receives the result)."""
+    if (
+        not isinstance(out, torch.Tensor)
+        or out.shape != x.shape
+        or out.dtype != x.dtype
+        or out.device != x.device
+    ):
+        raise SparsenetsError(
+            "out must be a tensor with x's shape, dtype and device (e.g. torch.empty_like(x) or x itself); got "
+            + (
+                f"{tuple(out.shape)} {out.dtype} on {out.device}"
+                if isinstance(out, torch.Tensor)
+                else repr(out)
+            )
+        )
+    if not out.is_contiguous():
+        raise SparsenetsError("out must be contiguous; pass out.contiguous() or a fresh torch.empty_like(x)")
+    return out

@@ -26,11 +26,16 @@ def group_lasso_multipliers(
 
 
 def group_lasso_prox(
-    x: torch.Tensor, tau: float, groups: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    x: torch.Tensor,
+    tau: float,
+    groups: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """prox of τ·Σ_j w_j‖x_{g_j}‖ (SSL / group lasso); layout rules as in `wgsef_prox`. Returns z like x."""
+    """prox of τ·Σ_j w_j‖x_{g_j}‖ (SSL / group lasso); layout and `out` rules as in `wgsef_prox`. Returns z
+    like x (`out` when given)."""
     layout = resolve_layout(x, groups)
-    return scale_groups(x, group_lasso_multipliers(group_norms(x, layout), tau, weights), layout)
+    return scale_groups(x, group_lasso_multipliers(group_norms(x, layout), tau, weights), layout, out)
 
 
 def l1_prox(x: torch.Tensor, tau: float) -> torch.Tensor:
@@ -51,8 +56,13 @@ def topk_multipliers(r: torch.Tensor, k: int, weights: torch.Tensor | None = Non
 
 
 def hard_topk_prox(
-    x: torch.Tensor, k: int, groups: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    x: torch.Tensor,
+    k: int,
+    groups: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Zero all but the k strongest groups (the projection onto ≤ k groups; with weights, ranks by r/√w)."""
+    """Zero all but the k strongest groups (the projection onto ≤ k groups; with weights, ranks by r/√w);
+    z like x, or written into `out` (x itself for in place)."""
     layout = resolve_layout(x, groups)
-    return scale_groups(x, topk_multipliers(group_norms(x, layout), k, weights), layout)
+    return scale_groups(x, topk_multipliers(group_norms(x, layout), k, weights), layout, out)

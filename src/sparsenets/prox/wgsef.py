@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from sparsenets.prox.checks import check_finite_norms, check_k, check_tau, check_weights
-from sparsenets.prox.layout import group_norms, resolve_layout, scale_groups
+from sparsenets.prox.layout import check_out, group_norms, resolve_layout, scale_groups
 from sparsenets.prox.roots import root_select, root_sweep_tensor
 
 _BIG = 1 << 16  # above this many float32 groups, multipliers are computed in float32 (one pass fewer)
@@ -77,6 +77,7 @@ def wgsef_prox(
     tau: float,
     groups: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """prox_{τ·W_{k,w}}(x) = argmin_z τ·W(z) + ½‖z − x‖², exact, in worst-case linear time in the groups.
 
@@ -86,31 +87,49 @@ def wgsef_prox(
         tau: step τ ≥ 0.
         groups: optional integer ids shaped like x (groups 0..max).
         weights: optional (m,) positive group weights w_j (cost of group j in ½Σw_j r_j²).
+        out: optional contiguous tensor like x that receives z (x itself for an in-place prox); saves the
+            allocation of a fresh output, which for large x costs as much as a pass over it.
 
     Returns:
-        z shaped and typed like x (float32 in: the root is solved in float64).
+        z shaped and typed like x (float32 in: the root is solved in float64); `out` when given.
     """
     layout = resolve_layout(x, groups)
+    if out is not None:
+        check_out(out, x)
     if layout.kind == "elements" and weights is None and layout.m > _BIG:
-        return _elementwise_prox(x, k, tau)
+        return _elementwise_prox(x, k, tau, out)
     c = wgsef_multipliers(group_norms(x, layout), k, tau, weights)
-    return scale_groups(x, c, layout)
+    return scale_groups(x, c, layout, out)
 
 
-def _elementwise_prox(x: torch.Tensor, k: int, tau: float) -> torch.Tensor:
-    """The unit-weight elementwise case in four passes: z = sign(x)·min(max(|x| − τ/η, 0), |x|/(1+τ)),
-    which is x·u/(u+τ) written without the multipliers (band: soft-threshold; kept: ridge-shrunk)."""
+_CHUNK = 1 << 20  # elements per chunk of the final elementwise pass: its temporaries stay small and cached
+
+
+def _elementwise_prox(x: torch.Tensor, k: int, tau: float, out: torch.Tensor | None) -> torch.Tensor:
+    """The unit-weight elementwise case: z = sign(x)·min(max(|x| − τ/η, 0), |x|/(1+τ)), which is x·u/(u+τ)
+    written without the multipliers (band: soft-threshold; kept: ridge-shrunk). |x| for the root is built in
+    the output buffer (unless it is x itself), and the final pass runs in chunks with small temporaries."""
     k, tau = check_k(k, x.numel()), check_tau(tau)
-    a = x.reshape(-1).abs()
+    xf = x.reshape(-1)
+    z = torch.empty_like(x) if out is None else out
+    zf = z.view(-1)
+    in_place = z.data_ptr() == x.data_ptr()
+    a = xf.abs() if in_place else torch.abs(xf, out=zf)
     check_finite_norms(a)
     if tau == 0:
-        return x.clone()
+        return z if in_place else z.copy_(x)
     if int(torch.count_nonzero(a)) <= k:
-        return x / (1 + tau)
+        return torch.div(x, 1 + tau, out=z)
     theta = tau / root_select(a, tau, float(k))
-    z = (a - theta).clamp_(min=0)
-    torch.minimum(z, a.mul_(1 / (1 + tau)), out=z)
-    return z.copysign_(x.reshape(-1)).reshape(x.shape)
+    shrink = 1 / (1 + tau)
+    for start in range(0, xf.numel(), _CHUNK):
+        xs = xf[start : start + _CHUNK]
+        band = xs.abs()
+        kept = band * shrink
+        band.sub_(theta).clamp_(min=0)
+        torch.minimum(band, kept, out=band)
+        torch.copysign(band, xs, out=zf[start : start + _CHUNK])
+    return z
 
 
 def wgsef_value_from_norms(r: torch.Tensor, k: int, weights: torch.Tensor | None = None) -> torch.Tensor:
