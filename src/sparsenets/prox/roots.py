@@ -284,6 +284,9 @@ def root_select(a: torch.Tensor, t: Shift, k: float) -> float:
     return _bracket_loop(a.double(), t.double() if isinstance(t, torch.Tensor) else t, k, br)
 
 
+_CHUNK = 1 << 18  # groups per chunk of the classification pass: temporaries stay small, cached and reused
+
+
 def _classify(a: torch.Tensor, t: Shift, right: float) -> tuple[torch.Tensor, Shift]:
     """One pass over all groups: keep those that are nonzero somewhere below `right` (lo_j < right).
 
@@ -293,14 +296,14 @@ def _classify(a: torch.Tensor, t: Shift, right: float) -> tuple[torch.Tensor, Sh
     """
     wide = 8 * torch.finfo(a.dtype).eps
     if isinstance(t, torch.Tensor):
-        keep = t * (1 - wide) < a * right
-        return _take(a, keep), _take(t, keep).to(a.dtype)
-    return _take(a, a > t / right * (1 - wide)), t
+        parts = [(ac, tc, tc * (1 - wide) < ac * right) for ac, tc in zip(a.split(_CHUNK), t.split(_CHUNK))]
+        return torch.cat([ac[k] for ac, _, k in parts]), torch.cat([tc[k] for _, tc, k in parts]).to(a.dtype)
+    return torch.cat([ac[ac > t / right * (1 - wide)] for ac in a.split(_CHUNK)]), t
 
 
 def _classify_unit(a: torch.Tensor, t: float, br: _Bracket) -> torch.Tensor:
-    """Unit weights: absorb every group without a breakpoint in (left, right) into `br` in a few passes over a
-    (the classes are intervals of a) and return the rest. Thresholds are widened by a few ulps so that a
+    """Unit weights: absorb every group without a breakpoint in (left, right) into `br` in one chunked pass over
+    a (the classes are intervals of a) and return the rest. Thresholds are widened by a few ulps so that a
     borderline group is returned rather than misclassified; sums are accumulated in float64."""
     wide = 8 * torch.finfo(a.dtype).eps
     left, right = br.left, br.right
@@ -309,14 +312,17 @@ def _classify_unit(a: torch.Tensor, t: float, br: _Bracket) -> torch.Tensor:
     zero_to = t / right * (1 - wide)
     lin_from = t / left * (1 + wide) if left > 0 else inf
     lin_to = (1 + t) / right * (1 - wide)
-    sat = a >= sat_from
-    br.ones += float(torch.count_nonzero(sat))
-    active = (a > zero_to) ^ sat  # sat lies inside {a > zero_to}
-    if lin_from <= lin_to:
-        lin = (a >= lin_from) & (a <= lin_to)
-        n_lin = int(torch.count_nonzero(lin))
-        if n_lin:
-            br.slope += float(torch.where(lin, a, 0).sum(dtype=torch.float64))
-            br.offset += t * n_lin
-            active ^= lin  # lin lies inside {a > zero_to} and outside sat
-    return _take(a, active)
+    rest = []
+    for ac in a.split(_CHUNK):
+        sat = ac >= sat_from
+        br.ones += float(torch.count_nonzero(sat))
+        active = (ac > zero_to) ^ sat  # sat lies inside {a > zero_to}
+        if lin_from <= lin_to:
+            lin = (ac >= lin_from) & (ac <= lin_to)
+            n_lin = int(torch.count_nonzero(lin))
+            if n_lin:
+                br.slope += float(torch.where(lin, ac, 0).sum(dtype=torch.float64))
+                br.offset += t * n_lin
+                active ^= lin  # lin lies inside {a > zero_to} and outside sat
+        rest.append(ac[active])
+    return torch.cat(rest)

@@ -10,6 +10,7 @@ a "band" (group soft-threshold), u = 0 are pruned.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from sparsenets.prox.checks import check_finite_norms, check_k, check_tau, check_weights
 from sparsenets.prox.layout import check_out, group_norms, resolve_layout, scale_groups
@@ -106,9 +107,9 @@ _CHUNK = 1 << 20  # elements per chunk of the final elementwise pass: its tempor
 
 
 def _elementwise_prox(x: torch.Tensor, k: int, tau: float, out: torch.Tensor | None) -> torch.Tensor:
-    """The unit-weight elementwise case: z = sign(x)·min(max(|x| − τ/η, 0), |x|/(1+τ)), which is x·u/(u+τ)
-    written without the multipliers (band: soft-threshold; kept: ridge-shrunk). |x| for the root is built in
-    the output buffer (unless it is x itself), and the final pass runs in chunks with small temporaries."""
+    """The unit-weight elementwise case: z = sign(x)·min(max(|x| − θ, 0), |x|/(1+τ)) with θ = τ/η, which is
+    x·u/(u+τ) written without the multipliers (band: soft-threshold; kept: ridge-shrunk). |x| for the root is
+    built in the output buffer (unless it is x itself), and the final pass runs in chunks with small temporaries."""
     k, tau = check_k(k, x.numel()), check_tau(tau)
     xf = x.reshape(-1)
     z = torch.empty_like(x) if out is None else out
@@ -121,14 +122,13 @@ def _elementwise_prox(x: torch.Tensor, k: int, tau: float, out: torch.Tensor | N
     if int(torch.count_nonzero(a)) <= k:
         return torch.div(x, 1 + tau, out=z)
     theta = tau / root_select(a, tau, float(k))
-    shrink = 1 / (1 + tau)
+    c = tau / (1 + tau)
     for start in range(0, xf.numel(), _CHUNK):
         xs = xf[start : start + _CHUNK]
-        band = xs.abs()
-        kept = band * shrink
-        band.sub_(theta).clamp_(min=0)
-        torch.minimum(band, kept, out=band)
-        torch.copysign(band, xs, out=zf[start : start + _CHUNK])
+        # soft(x, θ) − c·soft(x, θ/c): 0 up to θ, x − θ (band) up to θ/c, then x/(1+τ) (kept); three fused ops
+        torch.add(
+            F.softshrink(xs, theta), F.softshrink(xs, theta / c), alpha=-c, out=zf[start : start + _CHUNK]
+        )
     return z
 
 
