@@ -312,16 +312,24 @@ def _classify_unit(a: torch.Tensor, t: float, br: _Bracket) -> torch.Tensor:
     zero_to = t / right * (1 - wide)
     lin_from = t / left * (1 + wide) if left > 0 else inf
     lin_to = (1 + t) / right * (1 - wide)
+    # a's dtype is what every comparison below runs in; the clamp bounds must be the same rounded values
+    lo_f, hi_f = (float(torch.tensor(v, dtype=a.dtype)) for v in (lin_from, lin_to))
     rest = []
     for ac in a.split(_CHUNK):
         sat = ac >= sat_from
         br.ones += float(torch.count_nonzero(sat))
         active = (ac > zero_to) ^ sat  # sat lies inside {a > zero_to}
-        if lin_from <= lin_to:
-            lin = (ac >= lin_from) & (ac <= lin_to)
+        if lo_f <= hi_f:
+            above, below = ac >= lo_f, ac <= hi_f
+            lin = above & below
             n_lin = int(torch.count_nonzero(lin))
             if n_lin:
-                br.slope += float(torch.where(lin, ac, 0).sum(dtype=torch.float64))
+                # Σ_lin a from one clamped float64 sum (a masked sum costs 4x more): clamp adds lo_f per group
+                # under the interval and hi_f per group over it, both counted exactly
+                n_under = ac.numel() - int(torch.count_nonzero(above))
+                n_over = ac.numel() - int(torch.count_nonzero(below))
+                clamped = float(ac.clamp(lo_f, hi_f).sum(dtype=torch.float64))
+                br.slope += clamped - lo_f * n_under - hi_f * n_over
                 br.offset += t * n_lin
                 active ^= lin  # lin lies inside {a > zero_to} and outside sat
         rest.append(ac[active])
