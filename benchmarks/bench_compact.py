@@ -8,6 +8,7 @@ is compacted with `sparsenets.compact.compact`, checked for equal outputs, and t
 a given width. Writes docs/benchmarks/compact.md and docs/benchmarks/compact.png.
 
     PYTHONPATH=src python benchmarks/bench_compact.py [--repeat 30] [--widths 0.125 0.25 0.5 1]
+        [--lenet-keeps 0.25 0.3 0.35 0.4 0.45 0.5]
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--widths", type=float, nargs="+", default=[0.125, 0.25, 0.5, 1.0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--lenet-keeps", type=float, nargs="+", default=[0.5])
     args = parser.parse_args()
     torch.manual_seed(0)
-    cases = [("LeNet-5", 1.0, 0.5, LeNet5(width=1.0))]
+    cases = [("LeNet-5", 1.0, keep, LeNet5(width=1.0)) for keep in args.lenet_keeps]
     cases += [("VGG-16-BN", w, 0.4, VGG16BN(width=w)) for w in args.widths]
     rows = []
     for name, width, keep, model in cases:
@@ -92,7 +94,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
             f"| {r['speedup_b64'] / r['flops_reduction']:.2f} | {r['speedup_best_b64'] / r['flops_reduction']:.2f} "
             f"| {r['diff']:.1e} |"
         )
-    lines += ["", "![speedup over FLOPs reduction vs width](compact.png)"]
+    lines += ["", "![speedup over FLOPs reduction vs width](compact.png)", ""]
     (DOCS / "compact.md").write_text("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(6, 4))
     for threads in args.threads:

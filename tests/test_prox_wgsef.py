@@ -272,6 +272,19 @@ def test_root_select_sampled_path_and_adversarial_order() -> None:
         assert abs(_h(a, 0.0, k, root_select(a, 0.0, k))) < 1e-7
 
 
+def test_root_select_float32_classification_is_exact() -> None:
+    """The chunked float32 classification (widened thresholds, clamped float64 sums) still gives h(η) = 0 in
+    float64, with ties and across k and τ."""
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        a = (torch.randn(400_000, generator=g) * (1 + 5 * torch.rand(400_000, generator=g))).abs()
+        if seed == 0:
+            a = (a * 8).round() / 8  # many ties
+        for k in (1.0, 1000.0, 40_000.0, 300_000.0):
+            for t in (1e-3, 0.5, 20.0):
+                assert abs(_h(a.double(), t, k, root_select(a, t, k))) <= 1e-9 * k
+
+
 def test_float32_same_support_as_float64() -> None:
     g = torch.Generator().manual_seed(2)
     x = torch.randn(300_000, generator=g, dtype=torch.float64)
