@@ -11,7 +11,7 @@ from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout, coupled_layouts
 from sparsenets.models.cnn import VGG16BN, LeNet5
 from sparsenets.optim import ProxBlock, ProxOptimizer
-from sparsenets.prox import PROXES, topk_multipliers
+from sparsenets.prox import PROXES, topk_multipliers, wgsef_multipliers
 from sparsenets.train import TensorBatches, Trainer
 
 
@@ -219,6 +219,28 @@ def test_bad_layouts_and_blocks_get_clear_errors() -> None:
         ProxBlock(lay, 2, 0.1, prox=PROXES["wgsef"], weights=-torch.ones(lay.m))
     with pytest.raises(SparsenetsError, match="one value per group"):
         ProxBlock(lay, 2, 0.1, prox=PROXES["wgsef"], weights=torch.ones(lay.m + 1))
+
+
+def test_prox_step_applies_overlapping_blocks_in_order() -> None:
+    """Coupled blocks overlap (a filter's group holds the next layer's input slice), so each block's prox must
+    see the previous blocks' result: the step equals applying the blocks one by one with fresh norms."""
+    torch.manual_seed(3)
+    x = torch.randn(1, 1, 28, 28)
+    model, twin = LeNet5(width=0.5), LeNet5(width=0.5)
+    twin.load_state_dict(model.state_dict())
+    sgd = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the step is the prox alone (τ from lam below)
+    blocks = [ProxBlock(lay, 0.5, 0.0, PROXES["wgsef"]) for lay in coupled_layouts(model, x)]
+    sgd.param_groups[0]["lr"] = 1.0
+    for b in blocks:
+        b.lam = 5.0
+    ProxOptimizer(sgd, blocks).step()
+    twin_layouts = coupled_layouts(twin, x)  # tracing needs autograd on
+    with torch.no_grad():
+        for lay, b in zip(twin_layouts, blocks):
+            lay.scale_(wgsef_multipliers(lay.norms(), b.k, 5.0))
+    assert any(torch.count_nonzero(b.layout.norms()) < b.layout.m for b in blocks)  # the prox did prune
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
 
 
 def test_nan_weights_stop_the_prox_step_naming_the_block() -> None:

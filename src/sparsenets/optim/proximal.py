@@ -141,15 +141,16 @@ class ProxOptimizer:
                 b.layout.scale_(keep)
             return loss
         ramp = self.ramp()
-        todo = []
-        for b in self.blocks:
+        sums, names = [], []
+        for b in self.blocks:  # in order: coupled blocks overlap, so each sees the previous ones' result
             tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
             if tau > 0 and b.prox is not None:
-                todo.append((b, tau, b.layout.norms()))
-        if todo:  # one finiteness check (one GPU sync) for all blocks; the proxes themselves never sync
-            _check_finite([r for _, _, r in todo], [b.layout.name for b, _, _ in todo])
-        for b, tau, r in todo:
-            b.layout.scale_(b.multipliers(tau, r))
+                r = b.layout.norms()
+                sums.append(r.sum(dtype=torch.float64))
+                names.append(b.layout.name)
+                b.layout.scale_(b.multipliers(tau, r))
+        if sums:  # one finiteness check (one GPU sync) for all blocks; small proxes never sync
+            _check_finite(sums, names)
         return loss
 
     @torch.no_grad()
@@ -198,9 +199,9 @@ class ProxOptimizer:
         self.frozen = None if state["frozen"] is None else [torch.as_tensor(f) for f in state["frozen"]]
 
 
-def _check_finite(norms: Sequence[torch.Tensor], names: Sequence[str]) -> None:
-    """Raise, naming the first block, if any group norm is NaN or inf (one host read for all blocks)."""
-    sums = torch.stack([r.sum(dtype=torch.float64) for r in norms])
+def _check_finite(norm_sums: Sequence[torch.Tensor], names: Sequence[str]) -> None:
+    """Raise, naming the first block, if a block's group norms summed to NaN or inf (one host read for all)."""
+    sums = torch.stack(list(norm_sums))
     if not bool(torch.isfinite(sums).all()):
         bad = names[int(torch.nonzero(~torch.isfinite(sums))[0])]
         raise SparsenetsError(

@@ -38,7 +38,8 @@ def wgsef_multipliers(
         k: groups to keep, 1 ≤ k ≤ m.
         tau: prox step τ ≥ 0 (lr · λ).
         weights: (m,) positive weights w_j (default ones).
-        checked: the caller has already checked that r is finite and the weights valid (skips a device sync).
+        checked: the caller checks that r is finite (up to 4096 groups; above, it is checked here) and has
+            validated the weights (skips a device sync).
 
     Returns:
         (m,) multipliers in [0, 1/(1+τw_j)], float64 unless r is float32 with more than 65536 groups.
@@ -48,6 +49,8 @@ def wgsef_multipliers(
     tau = check_tau(tau)
     if checked:
         w = None if weights is None else weights.to(device=r.device, dtype=torch.float64)
+        if m > _SWEEP_MAX:  # root_select reads back anyway, and NaN would derail its bracketing
+            check_finite_norms(r)
     else:
         w = check_weights(weights, m, r)
         check_finite_norms(r)
