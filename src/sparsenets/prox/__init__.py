@@ -18,7 +18,8 @@ from sparsenets.prox.wgsef import wgsef_multipliers, wgsef_prox, wgsef_value, wg
 
 
 def _wgsef_trusted(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Tensor:
-    """WGSEF for `ProxOptimizer`, which has checked r and the weights already (no device sync here)."""
+    """WGSEF for `ProxOptimizer`: weights were validated by its block, r's finiteness is checked once per step by
+    the optimizer (above 4096 groups, where the root search reads back anyway, also here)."""
     return wgsef_multipliers(r, k, tau, weights, checked=True)
 
 
