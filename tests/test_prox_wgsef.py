@@ -285,6 +285,36 @@ def test_root_select_float32_classification_is_exact() -> None:
                 assert abs(_h(a.double(), t, k, root_select(a, t, k))) <= 1e-9 * k
 
 
+def test_root_select_two_stage_sample_is_exact() -> None:
+    """Above 2^21 groups a second, larger sample narrows the bracket before the full pass; the root stays
+    exact in float64, also when the strided samples mislead: every 16th value scaled up fools the second
+    sample (the first one's bracket takes over), every 2nd fools both (the full bracketing loop takes over)."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(3_000_000, generator=g).abs()
+    for order in ("random", "sorted", 16, 2):
+        b = a.sort().values if order == "sorted" else a.clone()
+        if isinstance(order, int):
+            b[::order] *= 50
+        for k in (10.0, 30_000.0, 1_500_000.0):
+            for t in (0.05, 2.0):
+                assert abs(_h(b.double(), t, k, root_select(b, t, k))) <= 1e-9 * k
+    w = 0.5 + torch.rand(3_000_000, generator=g, dtype=torch.float64)
+    assert abs(_h(a.double(), 0.7 * w, 20_000.0, root_select(a.double(), 0.7 * w, 20_000.0))) <= 1e-9 * 20_000
+
+
+@pytest.mark.parametrize("m", [500, 300_000])
+def test_root_select_without_a_root_returns_inf(m: int) -> None:
+    """At most k positive entries: no root, every nonzero group saturates; the prox is then the ridge x/(1+τ)."""
+    a = torch.zeros(m, dtype=torch.float64)
+    a[:7] = torch.arange(1.0, 8.0, dtype=torch.float64)
+    assert root_select(a, 0.3, 7.0) == math.inf or abs(_h(a, 0.3, 7.0, root_select(a, 0.3, 7.0))) < 1e-9
+    assert root_select(a, 0.3, 9.0) == math.inf
+    x = torch.zeros(m)
+    x[:7] = torch.arange(1.0, 8.0) * torch.tensor([1.0, -1.0] * 3 + [1.0])
+    torch.testing.assert_close(wgsef_prox(x, 9, 0.3), x / 1.3)
+    torch.testing.assert_close(wgsef_prox(x.reshape(-1, 1), 9, 0.3), (x / 1.3).reshape(-1, 1))
+
+
 def test_float32_same_support_as_float64() -> None:
     g = torch.Generator().manual_seed(2)
     x = torch.randn(300_000, generator=g, dtype=torch.float64)

@@ -27,6 +27,8 @@ Shift = float | torch.Tensor  # t = τ·w: a Python float for unit weights, else
 
 _SMALL = 64  # below this many breakpoints a sort beats the selection machinery
 _SAMPLE = 8192  # groups in the strided sample that brackets the root before the full pass
+_WIDE_FROM = 1 << 21  # above this many groups a second sample of m/_WIDE_STEP groups narrows the bracket
+_WIDE_STEP = 16
 
 
 def _take(a: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -181,28 +183,41 @@ class _Bracket:
         return 0.5 * (self.left + self.right) if math.isfinite(self.right) else self.left
 
 
-def _sample_bracket(a: torch.Tensor, t: Shift, k: float, br: _Bracket) -> tuple[float, float]:
-    """A narrow sub-bracket of `br` that holds the root with high probability, from a strided sample of the
-    active groups (sweep of the sample scaled up, ± 4 standard deviations of the sampled count).
-    Only a guess: the caller checks it and falls back to a median step."""
+def _sample_bracket(
+    a: torch.Tensor, t: Shift, k: float, br: _Bracket, size: int = _SAMPLE
+) -> tuple[float, float]:
+    """A narrow sub-bracket of `br` that holds the root with high probability, from a strided sample of about
+    `size` of the active groups (sweep of the sample scaled up, ± 4 standard deviations of the sampled count).
+    A large sample is first classified against `br` (as the full pass would be), so only its groups with a
+    breakpoint inside `br` are sorted. Only a guess: the caller checks it and falls back to a wider bracket."""
     n = a.numel()
-    step = max(1, n // _SAMPLE)
-    sa = a[::step].double()
-    st = _as_vec(t[::step] if isinstance(t, torch.Tensor) else t, sa).double()
+    step = max(1, n // size)
+    sa = a[::step]
+    st = t[::step] if isinstance(t, torch.Tensor) else t
+    scale = n / sa.numel()
+    sbr = _Bracket(left=br.left, right=br.right)  # the sample's own accumulators
+    total = sa.numel()
+    if total > 4 * _SAMPLE and math.isfinite(br.right):
+        sa, st = _classify_into(sa, st, sbr)
+    sa = sa.double()
+    st = _as_vec(st, sa).double()
     keep = sa > 0
     sa, st = _take(sa, keep), _take(st, keep)
     if sa.numel() == 0:
         return br.left, br.right
-    scale = n / math.ceil(n / step)
     pos, order = torch.cat([st / sa, (1 + st) / sa]).sort()
     slope = torch.cat([sa, -sa]).index_select(0, order).cumsum(0)
     offset = torch.cat([-st, st + 1]).index_select(0, order).cumsum(0)
-    sampled = slope * pos + offset  # Σφ over the sample at each event
-    est = br.fixed_part(pos) + scale * sampled  # estimated Σφ over everything, nondecreasing
+    sampled = slope * pos + offset  # Σφ over the sampled groups left active, at each event
+    inside = (pos >= br.left) & (pos <= br.right)  # the accumulators are exact only there
+    pos, sampled = pos[inside], sampled[inside]
+    if pos.numel() == 0:
+        return br.left, br.right
+    est = br.fixed_part(pos) + scale * (sbr.fixed_part(pos) + sampled)  # estimated Σφ, nondecreasing
     guess = _crossing(pos, est, k, br.left)
     # the sampled count near the root sets the sampling noise (binomial-like: √count)
-    count = float(torch.clamp(torch.clamp(sa * guess - st, 0, 1).sum(), min=0.0))
-    delta = scale * (4.0 * math.sqrt(min(count, sa.numel() - count) + 1.0) + 2.0)
+    count = float(sbr.fixed_part(guess)) + float(torch.clamp(sa * guess - st, 0, 1).sum())
+    delta = scale * (4.0 * math.sqrt(max(0.0, min(count, total - count)) + 1.0) + 2.0)
     left = _crossing(pos, est, k - delta, br.left)
     right = _crossing(pos, est, k + delta, br.right)
     return max(br.left, left), min(br.right, right)
@@ -261,27 +276,40 @@ def root_select(a: torch.Tensor, t: Shift, k: float) -> float:
     Args:
         a: (m,) group strengths ≥ 0, float32 or float64 (float32 is only classified, never solved, in float32).
         t: τ·w_j as a float (unit weights: the fast path) or an (m,) tensor.
-        k: target count, with more than k positive entries in a.
+        k: target count.
+
+    Returns:
+        η as a float; math.inf when at most k entries of a are positive (no root: every nonzero group
+        saturates, u_j = 1).
     """
     a = a.reshape(-1)
     if isinstance(t, torch.Tensor):
         t = t.reshape(-1)
-    br = _Bracket()
-    if a.numel() > 4 * _SAMPLE:  # one classification pass over everything, then work on the few left
-        left, right = _sample_bracket(a, t, k, br)
-        if math.isfinite(right):
+    n = a.numel()
+    if n > 4 * _SAMPLE:  # one classification pass over everything, then work on the few left
+        left, right = _sample_bracket(a, t, k, _Bracket())
+        tries = [(left, right)]
+        if n > _WIDE_FROM and math.isfinite(right):  # a second, larger sample narrows it ~10x for cheap
+            tries.insert(0, _sample_bracket(a, t, k, _Bracket(left=left, right=right), size=n // _WIDE_STEP))
+        for left, right in tries:
+            if not math.isfinite(right):
+                continue
             trial = _Bracket(left=left, right=right)
-            if isinstance(t, torch.Tensor):
-                sub_a, sub_t = trial.absorb(
-                    *_classify(a, t, right)
-                )  # still in a's dtype: the bulk of the work
-            else:
-                sub_a, sub_t = _classify_unit(a, t, trial), t
+            sub_a, sub_t = _classify_into(a, t, trial)  # in a's dtype: the bulk of the work
             sub_a = sub_a.double()
             sub_t = sub_t.double() if isinstance(sub_t, torch.Tensor) else sub_t
             if trial.h(sub_a, sub_t, k, left) <= 0 <= trial.h(sub_a, sub_t, k, right):
                 return _bracket_loop(sub_a, sub_t, k, trial)
-    return _bracket_loop(a.double(), t.double() if isinstance(t, torch.Tensor) else t, k, br)
+    if int(torch.count_nonzero(a)) <= k:
+        return math.inf
+    return _bracket_loop(a.double(), t.double() if isinstance(t, torch.Tensor) else t, k, _Bracket())
+
+
+def _classify_into(a: torch.Tensor, t: Shift, br: _Bracket) -> tuple[torch.Tensor, Shift]:
+    """Absorb into `br` every group with no breakpoint inside (br.left, br.right), in a's dtype; return the rest."""
+    if isinstance(t, torch.Tensor):
+        return br.absorb(*_classify(a, t, br.right))
+    return _classify_unit(a, t, br), t
 
 
 _CHUNK = 1 << 18  # groups per chunk of the classification pass: temporaries stay small, cached and reused

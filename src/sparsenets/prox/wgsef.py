@@ -9,6 +9,8 @@ a "band" (group soft-threshold), u = 0 are pruned.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -62,9 +64,10 @@ def wgsef_multipliers(
     if m <= _SWEEP_MAX:
         eta, found = root_sweep_tensor(a, t, float(k))
         return torch.where(found, _from_root(a, t, eta), 1.0 / (1.0 + torch.as_tensor(t, dtype=a.dtype)))
-    if int(torch.count_nonzero(a)) <= k:
+    eta = root_select(a, t, float(k))
+    if math.isinf(eta):  # at most k nonzero groups: all of them saturate
         return 1.0 / (1.0 + (t if w is not None else torch.full_like(a, t)))
-    return _from_root(a, t, root_select(a, t, float(k)))
+    return _from_root(a, t, eta)
 
 
 def _from_root(a: torch.Tensor, t: float | torch.Tensor, eta: float | torch.Tensor) -> torch.Tensor:
@@ -122,9 +125,10 @@ def _elementwise_prox(x: torch.Tensor, k: int, tau: float, out: torch.Tensor | N
     check_finite_norms(a)
     if tau == 0:
         return z if in_place else z.copy_(x)
-    if int(torch.count_nonzero(a)) <= k:
+    eta = root_select(a, tau, float(k))
+    if math.isinf(eta):  # at most k nonzero elements: all of them saturate
         return torch.div(x, 1 + tau, out=z)
-    theta = tau / root_select(a, tau, float(k))
+    theta = tau / eta
     c = tau / (1 + tau)
     for start in range(0, xf.numel(), _CHUNK):
         xs = xf[start : start + _CHUNK]
@@ -142,9 +146,9 @@ def wgsef_value_from_norms(r: torch.Tensor, k: int, weights: torch.Tensor | None
     w = check_weights(weights, m, r)
     check_finite_norms(r)
     a = r.double() if w is None else r.double() * w.sqrt()
-    if int(torch.count_nonzero(a)) <= k:
-        return 0.5 * a.square().sum()
     eta = root_select(a, 0.0, float(k))  # Σ min(a·η, 1) = k
+    if math.isinf(eta):  # at most k nonzero groups: the envelope is the plain ridge
+        return 0.5 * a.square().sum()
     sat = a * eta >= 1
     return 0.5 * (torch.where(sat, a.square(), 0).sum() + torch.where(sat, 0, a).sum() / eta)
 
