@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from sparsenets.prox.classify import classify_shift, classify_unit
 from sparsenets.prox.select import kth_smallest
 
 Shift = float | torch.Tensor  # t = τ·w: a Python float for unit weights, else a tensor shaped like a
@@ -308,57 +309,9 @@ def root_select(a: torch.Tensor, t: Shift, k: float) -> float:
 def _classify_into(a: torch.Tensor, t: Shift, br: _Bracket) -> tuple[torch.Tensor, Shift]:
     """Absorb into `br` every group with no breakpoint inside (br.left, br.right), in a's dtype; return the rest."""
     if isinstance(t, torch.Tensor):
-        return br.absorb(*_classify(a, t, br.right))
-    return _classify_unit(a, t, br), t
-
-
-_CHUNK = 1 << 18  # groups per chunk of the classification pass: temporaries stay small, cached and reused
-
-
-def _classify(a: torch.Tensor, t: Shift, right: float) -> tuple[torch.Tensor, Shift]:
-    """One pass over all groups: keep those that are nonzero somewhere below `right` (lo_j < right).
-
-    The others contribute 0 on [0, right], so the problem restricted to the kept ones is exact there; as
-    Σφ = k, they are typically a few times k groups. For unit weights this is one comparison on a; float32
-    thresholds are widened by a few ulps so borderline groups are kept (and then handled in float64).
-    """
-    wide = 8 * torch.finfo(a.dtype).eps
-    if isinstance(t, torch.Tensor):
-        parts = [(ac, tc, tc * (1 - wide) < ac * right) for ac, tc in zip(a.split(_CHUNK), t.split(_CHUNK))]
-        return torch.cat([ac[k] for ac, _, k in parts]), torch.cat([tc[k] for _, tc, k in parts]).to(a.dtype)
-    return torch.cat([ac[ac > t / right * (1 - wide)] for ac in a.split(_CHUNK)]), t
-
-
-def _classify_unit(a: torch.Tensor, t: float, br: _Bracket) -> torch.Tensor:
-    """Unit weights: absorb every group without a breakpoint in (left, right) into `br` in one chunked pass over
-    a (the classes are intervals of a) and return the rest. Thresholds are widened by a few ulps so that a
-    borderline group is returned rather than misclassified; sums are accumulated in float64."""
-    wide = 8 * torch.finfo(a.dtype).eps
-    left, right = br.left, br.right
-    inf = math.inf
-    sat_from = (1 + t) / left * (1 + wide) if left > 0 else inf
-    zero_to = t / right * (1 - wide)
-    lin_from = t / left * (1 + wide) if left > 0 else inf
-    lin_to = (1 + t) / right * (1 - wide)
-    # a's dtype is what every comparison below runs in; the clamp bounds must be the same rounded values
-    lo_f, hi_f = (float(torch.tensor(v, dtype=a.dtype)) for v in (lin_from, lin_to))
-    rest = []
-    for ac in a.split(_CHUNK):
-        sat = ac >= sat_from
-        br.ones += float(torch.count_nonzero(sat))
-        active = (ac > zero_to) ^ sat  # sat lies inside {a > zero_to}
-        if lo_f <= hi_f:
-            above, below = ac >= lo_f, ac <= hi_f
-            lin = above & below
-            n_lin = int(torch.count_nonzero(lin))
-            if n_lin:
-                # Σ_lin a from one clamped float64 sum (a masked sum costs 4x more): clamp adds lo_f per group
-                # under the interval and hi_f per group over it, both counted exactly
-                n_under = ac.numel() - int(torch.count_nonzero(above))
-                n_over = ac.numel() - int(torch.count_nonzero(below))
-                clamped = float(ac.clamp(lo_f, hi_f).sum(dtype=torch.float64))
-                br.slope += clamped - lo_f * n_under - hi_f * n_over
-                br.offset += t * n_lin
-                active ^= lin  # lin lies inside {a > zero_to} and outside sat
-        rest.append(ac[active])
-    return torch.cat(rest)
+        return br.absorb(*classify_shift(a, t, br.right))
+    ones, slope, n_lin, rest = classify_unit(a, t, br.left, br.right)
+    br.ones += ones
+    br.slope += slope
+    br.offset += t * n_lin
+    return rest, t
