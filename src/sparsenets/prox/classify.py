@@ -16,7 +16,8 @@ from collections.abc import Callable
 import torch
 
 _CHUNK = 1 << 18  # groups per chunk of the eager pass: temporaries stay small, cached and reused
-_FUSED: Callable | None = None  # the compiled `unit_classes`, once `use_fused()` has been called
+_COMPILED: Callable | None = None  # the compiled `unit_classes`, built by the first `use_fused()`
+_FUSED: Callable | None = None  # the kernel in use: _COMPILED when switched on
 
 
 def unit_classes(
@@ -51,8 +52,10 @@ def use_fused(enabled: bool = True) -> bool:
     Returns:
         Whether the fused pass is now on.
     """
-    global _FUSED
-    _FUSED = torch.compile(_unit_classes_u8, dynamic=True) if enabled else None
+    global _FUSED, _COMPILED
+    if enabled and _COMPILED is None:
+        _COMPILED = torch.compile(_unit_classes_u8, dynamic=True)
+    _FUSED = _COMPILED if enabled else None
     return _FUSED is not None
 
 

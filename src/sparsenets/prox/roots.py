@@ -198,8 +198,8 @@ def _sample_bracket(
     scale = n / sa.numel()
     sbr = _Bracket(left=br.left, right=br.right)  # the sample's own accumulators
     total = sa.numel()
-    if total > 4 * _SAMPLE and math.isfinite(br.right):
-        sa, st = _classify_into(sa, st, sbr)
+    if total > 4 * _SAMPLE and math.isfinite(br.right):  # a contiguous copy: strided chunks are slow
+        sa, st = _classify_into(sa.contiguous(), st.contiguous() if isinstance(st, torch.Tensor) else st, sbr)
     sa = sa.double()
     st = _as_vec(st, sa).double()
     keep = sa > 0
