@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from sparsenets.prox import group_norms, resolve_layout, root_sweep, scale_groups, use_fused, wgsef_prox
+from sparsenets.prox import group_norms, resolve_layout, root_sweep, scale_groups, wgsef_prox
 from sparsenets.prox.wgsef import wgsef_multipliers
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
@@ -52,15 +52,6 @@ def sort_based_prox(x: torch.Tensor, k: int, tau: float, groups: torch.Tensor | 
     return scale_groups(x, u / (u + tau), layout)
 
 
-def fused_prox(x: torch.Tensor, k: int, tau: float, groups: torch.Tensor | None, out: torch.Tensor) -> None:
-    """wgsef_prox with the fused classification kernel switched on for this call only."""
-    use_fused(True)
-    try:
-        wgsef_prox(x, k, tau, groups=groups, out=out)
-    finally:
-        use_fused(False)
-
-
 def make_case(layout: str, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, int]:
     """x (float32), groups and m for one layout at size n."""
     if layout == "rows":
@@ -79,9 +70,6 @@ def main() -> None:
     parser.add_argument("--tau", type=float, default=0.5)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    use_fused(True)  # compile before any timing (the first call builds the kernel)
-    wgsef_prox(torch.randn(1 << 16), 100, 0.5)
-    use_fused(False)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     gen = torch.Generator().manual_seed(0)
     rows = []
@@ -91,13 +79,12 @@ def main() -> None:
             k = max(1, m // 10)
             repeat = args.repeat if n < 10**7 else max(3, args.repeat // 2)
             buf, zbuf = torch.empty_like(x), torch.empty_like(x)
-            t_pass, t_ours, t_warm, t_ours_warm, t_fused = best_times(
+            t_pass, t_ours, t_warm, t_ours_warm = best_times(
                 [
                     lambda x=x: x.mul(2),
                     lambda x=x, g=groups, k=k: wgsef_prox(x, k, args.tau, groups=g),
                     lambda x=x, b=buf: torch.mul(x, 2, out=b),  # the same pass into memory already touched
                     lambda x=x, g=groups, k=k, b=zbuf: wgsef_prox(x, k, args.tau, groups=g, out=b),
-                    lambda x=x, g=groups, k=k, b=zbuf: fused_prox(x, k, args.tau, g, b),
                 ],
                 repeat,
             )
@@ -107,12 +94,12 @@ def main() -> None:
             kept = int(
                 torch.count_nonzero(wgsef_multipliers(group_norms(x, resolve_layout(x, groups)), k, args.tau))
             )
-            rows.append((layout, n, m, k, kept, t_pass, t_ours, t_sort, t_warm, t_ours_warm, t_fused))
+            rows.append((layout, n, m, k, kept, t_pass, t_ours, t_sort, t_warm, t_ours_warm))
             print(
                 f"{layout:9s} n={n:>9d} m={m:>9d} pass={t_pass * 1e3:8.2f}ms ours={t_ours * 1e3:9.2f}ms "
                 f"({t_ours / t_pass:5.1f}x) sort={t_sort * 1e3:9.2f}ms ({t_sort / t_pass:6.1f}x) kept={kept} "
                 f"into buffers: pass={t_warm * 1e3:8.2f}ms ours={t_ours_warm * 1e3:8.2f}ms "
-                f"({t_ours_warm / t_warm:5.1f}x) fused={t_fused * 1e3:8.2f}ms ({t_fused / t_warm:5.1f}x)"
+                f"({t_ours_warm / t_warm:5.1f}x)"
             )
     write_report(rows, args.tau, os.getloadavg()[0])
 
@@ -141,22 +128,19 @@ def write_report(rows: list[tuple], tau: float, load: float) -> None:
         "Ratios are against one elementwise pass `x.mul(2)` measured in the same run (minimum over repeats).",
         "At n = 1e7 a fresh 40 MB output costs page faults that `x.mul(2)` pays in some runs and not in others,",
         "so the last columns time both with their outputs written into buffers already touched: the pass as",
-        '`torch.mul(x, 2, out=buf)`, the prox as `wgsef_prox(..., out=zbuf)` (warm against warm). "fused" is the',
-        "same prox after `sparsenets.prox.use_fused()` (the classification pass as one torch.compile kernel; it",
-        "applies to unit-weight layouts above 2^15 groups, so rows at m <= 10^4 do not change).",
+        "`torch.mul(x, 2, out=buf)`, the prox as `wgsef_prox(..., out=zbuf)` (warm against warm).",
         f"Machine load average at the end of the run: {load:.1f} on {os.cpu_count()} cores (shared machine: small",
         "sizes are dominated by per-call overhead and thread wake-ups, so read the ratios at n >= 1e6).",
         "Reproduce: `PYTHONPATH=src python benchmarks/bench_prox.py`.",
         "",
         "| layout | n | m | k | groups kept | one pass (ms) | wgsef_prox (ms) | × pass | sort-based (ms) | × pass "
-        "| pass into buffer (ms) | prox into buffer (ms) | × pass | fused, into buffer (ms) | × pass |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| pass into buffer (ms) | prox into buffer (ms) | × pass |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for layout, n, m, k, kept, tp, to, ts, tw, tow, tf in rows:
+    for layout, n, m, k, kept, tp, to, ts, tw, tow in rows:
         lines.append(
             f"| {layout} | {n:.0e} | {m} | {k} | {kept} | {tp * 1e3:.3f} | {to * 1e3:.2f} | {to / tp:.1f} | "
-            f"{ts * 1e3:.2f} | {ts / tp:.1f} | {tw * 1e3:.3f} | {tow * 1e3:.2f} | {tow / tw:.1f} | "
-            f"{tf * 1e3:.2f} | {tf / tw:.1f} |"
+            f"{ts * 1e3:.2f} | {ts / tp:.1f} | {tw * 1e3:.3f} | {tow * 1e3:.2f} | {tow / tw:.1f} |"
         )
     lines += ["", "![prox time vs size](wgsef-prox.png)", ""]
     (OUT / "wgsef.md").write_text("\n".join(lines))

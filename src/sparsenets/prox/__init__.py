@@ -5,7 +5,6 @@ z = wgsef_prox(w.reshape(w.shape[0], -1), k=16, tau=lr * lam)     # filters of a
 
 from torch import Tensor
 
-from sparsenets.prox.classify import use_fused
 from sparsenets.prox.layout import Layout, group_norms, resolve_layout, scale_groups
 from sparsenets.prox.roots import root_bisect, root_select, root_sweep, root_sweep_tensor
 from sparsenets.prox.simple import (
@@ -48,7 +47,6 @@ __all__ = [
     "root_sweep_tensor",
     "scale_groups",
     "topk_multipliers",
-    "use_fused",
     "wgsef_multipliers",
     "wgsef_prox",
     "wgsef_value",
