@@ -6,8 +6,9 @@ Group j has two breakpoints: lo_j = t_j/a_j (it starts to grow) and hi_j = (1 + 
 
 Three solvers with one contract, all returning η in float64 as a Python float:
 - `root_select`: worst-case O(m) (the paper's claim). Bracketing on medians of the breakpoints inside the
-  bracket, with affine accumulators for groups that left it; a strided-sample bracket first so that the only
-  full pass over the m groups is one classification.
+  bracket, with affine accumulators for groups that left it; strided-sample brackets first (8192 groups, then
+  above 2^21 groups a second sample of m/16 classified against the first) so that the only full pass over the m
+  groups is one classification (`sparsenets.prox.classify`). Returns inf when at most k groups are nonzero.
 - `root_sweep`: the O(m log m) sort-and-cumsum event sweep (the reference and the benchmark baseline);
   `root_sweep_tensor` is the same sweep returning tensors, so a GPU never waits on the host (small layers).
 - `root_bisect`: bisection with an exact solve on the last linear piece (a slow, simple cross-check).
@@ -30,6 +31,7 @@ _SMALL = 64  # below this many breakpoints a sort beats the selection machinery
 _SAMPLE = 8192  # groups in the strided sample that brackets the root before the full pass
 _WIDE_FROM = 1 << 21  # above this many groups a second sample of m/_WIDE_STEP groups narrows the bracket
 _WIDE_STEP = 16
+_SORT_MAX = 1 << 16  # at most this many sampled groups are sorted per bracket estimate (keeps the root O(m))
 
 
 def _take(a: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -206,6 +208,9 @@ def _sample_bracket(
     sa, st = _take(sa, keep), _take(st, keep)
     if sa.numel() == 0:
         return br.left, br.right
+    thin = math.ceil(sa.numel() / _SORT_MAX)  # a misleading first bracket must not make this sort O(m log m)
+    if thin > 1:
+        sa, st = sa[::thin], st[::thin]
     pos, order = torch.cat([st / sa, (1 + st) / sa]).sort()
     slope = torch.cat([sa, -sa]).index_select(0, order).cumsum(0)
     offset = torch.cat([-st, st + 1]).index_select(0, order).cumsum(0)
@@ -214,10 +219,10 @@ def _sample_bracket(
     pos, sampled = pos[inside], sampled[inside]
     if pos.numel() == 0:
         return br.left, br.right
-    est = br.fixed_part(pos) + scale * (sbr.fixed_part(pos) + sampled)  # estimated Σφ, nondecreasing
+    est = br.fixed_part(pos) + scale * (sbr.fixed_part(pos) + thin * sampled)  # estimated Σφ, nondecreasing
     guess = _crossing(pos, est, k, br.left)
     # the sampled count near the root sets the sampling noise (binomial-like: √count)
-    count = float(sbr.fixed_part(guess)) + float(torch.clamp(sa * guess - st, 0, 1).sum())
+    count = float(sbr.fixed_part(guess)) + thin * float(torch.clamp(sa * guess - st, 0, 1).sum())
     delta = scale * (4.0 * math.sqrt(max(0.0, min(count, total - count)) + 1.0) + 2.0)
     left = _crossing(pos, est, k - delta, br.left)
     right = _crossing(pos, est, k + delta, br.right)
