@@ -24,8 +24,8 @@ def unit_classes(
 
     Args:
         a: (n,) group strengths.
-        th: 4 thresholds, exactly representable in a's dtype: a ≤ zero_to is zero, lin_from ≤ a ≤ lin_to linear, a ≥ sat_from
-            saturated (zero_to < lin_from, lin_to < sat_from).
+        th: 4 thresholds, exactly representable in a's dtype: a ≤ zero_to is zero, lin_from ≤ a ≤ lin_to
+            linear, a ≥ sat_from saturated (zero_to < lin_from, lin_to < sat_from).
 
     Returns:
         n_sat, n_above (a ≥ lin_from), n_below (a ≤ lin_to): 0-d int64; clamped: Σ clamp(a, lin_from, lin_to)
@@ -37,9 +37,8 @@ def unit_classes(
     above = a >= lin_from
     below = a <= lin_to
     clamped = a.clamp(lin_from, lin_to).sum(dtype=torch.float64)
-    rest = (
-        (a > zero_to) ^ sat ^ (above & below)
-    )  # sat and the linear class lie inside {a > zero_to}, disjoint
+    # sat and the linear class are disjoint and both lie inside {a > zero_to}, so xor removes them
+    rest = (a > zero_to) ^ sat ^ (above & below)
     # count_nonzero: a bool .sum() is ~1.3x slower on the CPU
     return torch.count_nonzero(sat), torch.count_nonzero(above), torch.count_nonzero(below), clamped, rest
 
