@@ -55,3 +55,52 @@ def test_wgsef_study_with_only_dense_and_wgsef_and_a_clear_error_without_wgsef(t
     assert "no baseline run" in (run_dir / "report.md").read_text()
     with pytest.raises(ConfigError, match="methods must name dense, wgsef"):
         runs.execute("wgsef-lenet5-mnist", quick=True, root=tmp_path, sets=[*sets, 'methods=["dense"]'])
+
+
+def test_wgsef_seed_killed_mid_way_resumes_at_its_first_unfinished_method(tmp_path, monkeypatch) -> None:
+    """A kill during the magnitude baseline keeps dense, WGSEF and group lasso (methods.json + the dense
+    snapshot); the re-run trains only magnitude (from the saved snapshot) and TP, with the uninterrupted run's
+    numbers."""
+    from sparsenets.experiments import wgsef_common
+
+    sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1"]
+    full = json.loads(
+        (
+            runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "a", sets=sets)[0] / "per_seed.json"
+        ).read_text()
+    )[0]
+
+    def killed(*args, **kwargs) -> None:
+        raise KeyboardInterrupt
+
+    out = tmp_path / "b"
+    monkeypatch.setattr(wgsef_common, "_magnitude", killed)
+    with pytest.raises(KeyboardInterrupt):
+        runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
+    monkeypatch.undo()
+    progress = json.loads((out / "seed-0" / "methods.json").read_text())
+    assert set(progress) == {"seed", "dense", "wgsef", "group_lasso"}
+    assert (out / "seed-0" / "wgsef-compact.json").exists() and (
+        out / "seed-0" / "dense-snapshot.safetensors"
+    ).exists()
+    assert not (out / "per_seed.json").exists()
+    progress["wgsef"]["accuracy"] = 123.0  # marked: a re-train would overwrite it
+    (out / "seed-0" / "methods.json").write_text(json.dumps(progress))
+    again = json.loads(
+        (runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)[0] / "per_seed.json").read_text()
+    )[0]
+    assert again["wgsef"]["accuracy"] == 123.0
+    for method in ("dense", "group_lasso", "magnitude", "tp_groupnorm"):
+        assert again[method]["accuracy"] == full[method]["accuracy"]
+
+
+def test_wgsef_seed_progress_file_that_is_corrupt_gets_one_clear_error(tmp_path) -> None:
+    from sparsenets.errors import SparsenetsError
+    from sparsenets.experiments.wgsef_common import _load_progress
+
+    (tmp_path / "methods.json").write_text("{not json")
+    with pytest.raises(SparsenetsError, match="delete it to re-run seed 3"):
+        _load_progress(tmp_path, 3)
+    (tmp_path / "methods.json").write_text('{"seed": 1}')
+    with pytest.raises(SparsenetsError, match="belongs to seed 1, not 3"):
+        _load_progress(tmp_path, 3)

@@ -23,11 +23,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import torch_pruning as tp
+from safetensors.torch import load_file
 from torch import nn
 
 from sparsenets import data
 from sparsenets.compact import compact, count_flops, count_params, load_compact, measure, save_compact
-from sparsenets.errors import ConfigError
+from sparsenets.errors import ConfigError, SparsenetsError
+from sparsenets.files import atomic_save_safetensors, atomic_write_bytes
 from sparsenets.groups import coupled_layouts
 from sparsenets.optim import ProxBlock, ProxOptimizer
 from sparsenets.prox import PROXES, topk_multipliers
@@ -122,12 +124,16 @@ def run_seed(
     """Run every method once with this seed; return per-method metrics.
 
     Training and accuracy run on `device`; compaction and the output check on the CPU. The WGSEF model, masked
-    and compacted, is written to `save_dir` (`save_compact` format) when given, for `measure_saved`.
+    and compacted, is written to `save_dir` (`save_compact` format) when given, for `measure_saved`. With
+    `save_dir`, each finished method is recorded there (`methods.json`, plus the dense snapshot the magnitude
+    baseline starts from), so a killed seed resumes at its first unfinished method.
     """
     device = torch.device(device)
     methods = check_methods(cfg.methods)
     sample = test[0][:1]
-    out: dict[str, Any] = {"seed": seed}
+    out = _load_progress(save_dir, seed)
+    if len(out) > 1:
+        log(f"  seed {seed}: resuming after {', '.join(k for k in out if k != 'seed')}")
     steps_per_epoch = TensorBatches(*train, batch_size=cfg.batch_size, seed=seed).steps_per_epoch
 
     def finish(name: str, model: nn.Module, opt: ProxOptimizer | None, t0: float, extra: dict) -> nn.Module:
@@ -160,25 +166,31 @@ def run_seed(
         return small
 
     # dense (its state after `epochs` seeds the magnitude baseline)
-    t0 = time.perf_counter()
-    seed_everything(seed)
-    dense = make_model()
-    _fit(dense, _sgd(dense, cfg.lr, cfg.weight_decay), train, cfg, cfg.epochs, seed, device)
-    snapshot = copy.deepcopy(dense)
-    opt = _sgd(dense, cfg.finetune_lr, cfg.weight_decay)
-    _fit(dense, opt, train, cfg, cfg.finetune_epochs, seed + 1, device)
-    acc = _accuracy(dense, test)
-    dense.cpu()
-    out["dense"] = {
-        "accuracy": acc,
-        "params": count_params(dense),
-        "flops": count_flops(dense, sample),
-        "seconds": time.perf_counter() - t0,
-    }
-    log(f"  seed {seed} dense: acc {out['dense']['accuracy']:.2f} ({out['dense']['seconds']:.0f}s)")
+    if "dense" in out:
+        snapshot = _load_snapshot(make_model, save_dir) if "magnitude" in methods else None
+    else:
+        t0 = time.perf_counter()
+        seed_everything(seed)
+        dense = make_model()
+        _fit(dense, _sgd(dense, cfg.lr, cfg.weight_decay), train, cfg, cfg.epochs, seed, device)
+        snapshot = copy.deepcopy(dense)
+        opt = _sgd(dense, cfg.finetune_lr, cfg.weight_decay)
+        _fit(dense, opt, train, cfg, cfg.finetune_epochs, seed + 1, device)
+        acc = _accuracy(dense, test)
+        dense.cpu()
+        out["dense"] = {
+            "accuracy": acc,
+            "params": count_params(dense),
+            "flops": count_flops(dense, sample),
+            "seconds": time.perf_counter() - t0,
+        }
+        log(f"  seed {seed} dense: acc {out['dense']['accuracy']:.2f} ({out['dense']['seconds']:.0f}s)")
+        if save_dir is not None:
+            _save_snapshot(snapshot, save_dir)
+        _save_progress(save_dir, out)
 
     # proximal methods
-    for penalty in [m for m in ("wgsef", "group_lasso") if m in methods]:
+    for penalty in [m for m in ("wgsef", "group_lasso") if m in methods and m not in out]:
         t0 = time.perf_counter()
         seed_everything(seed)
         model = make_model()
@@ -194,12 +206,61 @@ def run_seed(
         if penalty == "wgsef" and save_dir is not None:
             save_compact(model, save_dir / "wgsef-masked")
             save_compact(small, save_dir / "wgsef-compact")
+        _save_progress(save_dir, out)  # after the saved pair: a recorded wgsef always has it
 
-    if "magnitude" in methods:
+    if "magnitude" in methods and "magnitude" not in out:
         _magnitude(cfg, snapshot, sample, train, test, seed, device, finish)
-    if "tp_groupnorm" in methods:
+        _save_progress(save_dir, out)
+    if "tp_groupnorm" in methods and "tp_groupnorm" not in out:
         _tp_groupnorm(cfg, make_model, sample, train, seed, device, finish)
+        _save_progress(save_dir, out)
     return out
+
+
+_PROGRESS = "methods.json"
+_SNAPSHOT = "dense-snapshot.safetensors"
+
+
+def _load_progress(save_dir: Path | None, seed: int) -> dict[str, Any]:
+    """The methods a killed run of this seed already finished ({"seed": seed} when none)."""
+    path = None if save_dir is None else save_dir / _PROGRESS
+    if path is None or not path.exists():
+        return {"seed": seed}
+    try:
+        out = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SparsenetsError(
+            f"cannot read the progress file {path} ({err}); delete it to re-run seed {seed} from the start"
+        ) from None
+    if out.get("seed") != seed:
+        raise SparsenetsError(
+            f"{path} belongs to seed {out.get('seed')}, not {seed}; delete it or the folder"
+        )
+    return out
+
+
+def _save_progress(save_dir: Path | None, out: dict[str, Any]) -> None:
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(save_dir / _PROGRESS, json.dumps(out, indent=2, default=float).encode())
+
+
+def _save_snapshot(model: nn.Module, save_dir: Path) -> None:
+    """The dense model after `epochs` (the magnitude baseline's start), for a resumed seed."""
+    save_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_save_safetensors(state, save_dir / _SNAPSHOT)
+
+
+def _load_snapshot(make_model: Callable[[], nn.Module], save_dir: Path | None) -> nn.Module:
+    path = None if save_dir is None else save_dir / _SNAPSHOT
+    if path is None or not path.exists():
+        raise SparsenetsError(
+            f"dense is recorded as finished but its snapshot {path} is missing; delete {_PROGRESS}"
+        )
+    model = make_model()
+    model.load_state_dict(load_file(str(path)))
+    return model
 
 
 def _magnitude(
