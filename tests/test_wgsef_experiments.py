@@ -104,3 +104,13 @@ def test_wgsef_seed_progress_file_that_is_corrupt_gets_one_clear_error(tmp_path)
     (tmp_path / "methods.json").write_text('{"seed": 1}')
     with pytest.raises(SparsenetsError, match="belongs to seed 1, not 3"):
         _load_progress(tmp_path, 3)
+
+
+def test_wgsef_dense_snapshot_that_is_corrupt_gets_one_clear_error(tmp_path) -> None:
+    from sparsenets.errors import SparsenetsError
+    from sparsenets.experiments.wgsef_common import _load_snapshot
+    from sparsenets.models.cnn import LeNet5
+
+    (tmp_path / "dense-snapshot.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(SparsenetsError, match="cannot load the dense snapshot"):
+        _load_snapshot(LeNet5, tmp_path)

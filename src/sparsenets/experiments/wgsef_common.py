@@ -167,7 +167,8 @@ def run_seed(
 
     # dense (its state after `epochs` seeds the magnitude baseline)
     if "dense" in out:
-        snapshot = _load_snapshot(make_model, save_dir) if "magnitude" in methods else None
+        needed = "magnitude" in methods and "magnitude" not in out
+        snapshot = _load_snapshot(make_model, save_dir) if needed else None
     else:
         t0 = time.perf_counter()
         seed_everything(seed)
@@ -259,7 +260,12 @@ def _load_snapshot(make_model: Callable[[], nn.Module], save_dir: Path | None) -
             f"dense is recorded as finished but its snapshot {path} is missing; delete {_PROGRESS}"
         )
     model = make_model()
-    model.load_state_dict(load_file(str(path)))
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except Exception as err:  # a truncated file or another architecture: either way, re-run dense
+        raise SparsenetsError(
+            f"cannot load the dense snapshot {path} ({err}); delete it and {_PROGRESS}"
+        ) from None
     return model
 
 
