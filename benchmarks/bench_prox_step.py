@@ -3,9 +3,11 @@
 Three optimizers step the same model on the same batch (128 × 1×28×28), interleaved round by round:
 plain SGD (momentum), SGD + WGSEF prox with the sync-free sort sweep used for layers of up to 4096 groups,
 and SGD + WGSEF prox forced through `root_select` (the path before; on a GPU it reads back to the host
-several times per layer). Runs on the CPU and, when present, on CUDA. Writes docs/benchmarks/prox-step.md.
+several times per layer). Runs on the CPU and, when present, on CUDA (`--devices` picks). Writes
+docs/benchmarks/prox-step.md (CPU rows) and docs/benchmarks/prox-step-cuda.md (CUDA rows).
 
     PYTHONPATH=src python benchmarks/bench_prox_step.py [--widths 0.125 0.25] [--steps 20] [--rounds 3]
+        [--devices cpu cuda]
 """
 
 from __future__ import annotations
@@ -60,11 +62,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], help="cuda is skipped when absent")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    rows = []
+    devices = [torch.device(d) for d in args.devices if d != "cuda" or torch.cuda.is_available()]
     for device in devices:
+        rows = []
         for width in args.widths:
             got: dict[str, list[float]] = {"sgd": [], "sweep": [], "select": []}
             for _ in range(args.rounds):  # interleaved so background load hits every variant alike
@@ -77,11 +80,17 @@ def main() -> None:
                 f"{1e3 * med['sweep']:.1f} ms, +prox root_select {1e3 * med['select']:.1f} ms",
                 flush=True,
             )
+        write_table(rows, device, args)
+
+
+def write_table(rows: list[dict], device: torch.device, args: argparse.Namespace) -> None:
+    """One markdown table per device type: prox-step.md (CPU) or prox-step-cuda.md."""
+    where = f"CPU with {args.threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
     lines = [
         "## WGSEF prox inside a training step (VGG-16-BN, batch 128, 13 filter blocks, keep 0.4)",
         "",
         f"Written by `benchmarks/bench_prox_step.py` (median step time over {args.steps} steps, median of "
-        f"{args.rounds} interleaved rounds; CPU with {args.threads} threads).",
+        f"{args.rounds} interleaved rounds; {where}).",
         "",
         "| device | width | SGD step ms | + prox (sweep) ms | overhead | + prox (root_select) ms | overhead |",
         "|---|---|---|---|---|---|---|",
@@ -92,7 +101,8 @@ def main() -> None:
             f"| {r['sweep'] / r['sgd']:.2f}× | {1e3 * r['select']:.2f} | {r['select'] / r['sgd']:.2f}× |"
         )
     DOCS.mkdir(parents=True, exist_ok=True)
-    (DOCS / "prox-step.md").write_text("\n".join(lines) + "\n")
+    name = "prox-step.md" if device.type == "cpu" else f"prox-step-{device.type}.md"
+    (DOCS / name).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from torch import nn
 
 from sparsenets.compact import compact, load_compact, measure, save_compact
 from sparsenets.errors import SparsenetsError
-from sparsenets.groups import GroupLayout, coupled_layouts
+from sparsenets.groups import GroupLayout, Member, coupled_layouts
 from sparsenets.models.cnn import VGG16BN, LeNet5
 from sparsenets.optim import ProxBlock, ProxOptimizer
 from sparsenets.prox import PROXES, topk_multipliers, wgsef_multipliers
@@ -288,3 +288,55 @@ def test_masks_and_sizes_follow_the_groups() -> None:
     assert masks["7.weight"][:, :16].all() and not masks["7.weight"][:, 16:80].any()
     per_group = 10 * 25 + 1 + model[7].out_features * 16  # filter + bias + 16 fc1 columns
     assert lay.sizes().tolist() == [float(per_group)] * lay.m
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_routed_ids_match_a_loop_over_positions(seed: int) -> None:
+    """Permuted, shared and missing (-1) group ids: norms, scaling, masks and sizes equal a per-position loop."""
+    g = torch.Generator().manual_seed(seed)
+    m = 5
+    w = nn.Parameter(torch.randn(7, 3, generator=g))
+    b = nn.Parameter(torch.randn(4, generator=g))
+    ids_w = torch.randint(-1, m, (7,), generator=g)
+    ids_b = torch.randperm(m, generator=g)[:4]
+    lay = GroupLayout([Member("w", w, (7, 3), 0, ids_w), Member("b", b, (4,), 0, ids_b)], m, "t")
+    sq = torch.zeros(m, dtype=torch.float64)
+    for x, ids in ((w.detach().double().square().sum(1), ids_w), (b.detach().double().square(), ids_b)):
+        for i, j in enumerate(ids.tolist()):
+            if j >= 0:
+                sq[j] += x[i]
+    torch.testing.assert_close(lay.sq_norms(), sq, rtol=1e-12, atol=0)
+    keep = torch.rand(m, generator=g) > 0.5
+    masks = lay.masks(keep)
+    for i, j in enumerate(ids_w.tolist()):
+        assert bool(masks["w"][i].all()) == (j < 0 or bool(keep[j]))
+    c = torch.rand(m, generator=g, dtype=torch.float64)
+    w0, b0 = w.detach().clone(), b.detach().clone()
+    lay.scale_(c)
+    for i, j in enumerate(ids_w.tolist()):
+        torch.testing.assert_close(w[i], w0[i] * (1.0 if j < 0 else float(c[j])))
+    torch.testing.assert_close(b.detach(), b0 * c[ids_b].float())
+    sizes = torch.zeros(m, dtype=torch.float64)
+    for j in ids_w.tolist():
+        if j >= 0:
+            sizes[j] += 3
+    sizes[ids_b] += 1
+    assert torch.equal(lay.sizes(), sizes)
+
+
+def test_prox_step_reads_back_to_the_host_once() -> None:
+    """A training step's prox over all VGG blocks has no data-dependent shapes (no nonzero / boolean indexing),
+    so on a GPU it never waits except for the one finiteness check of all blocks' norms."""
+    torch.manual_seed(0)
+    model = VGG16BN(width=0.125)
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    blocks = [ProxBlock(lay, 0.4, 0.02, PROXES["wgsef"]) for lay in coupled_layouts(model, x[:1])]
+    opt = ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), blocks)
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()  # first step builds the routes (a one-off read of the ids)
+    nn.functional.cross_entropy(model(x), y).backward()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    calls = {e.key: e.count for e in prof.key_averages()}
+    assert calls.get("aten::nonzero", 0) == 0
+    assert calls.get("aten::_local_scalar_dense", 0) == 1

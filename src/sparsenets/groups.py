@@ -11,7 +11,7 @@ speaks two vectorised operations: `norms()` → (m,) and `scale_(c)` with c: (m,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch_pruning as tp
@@ -26,19 +26,52 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @dataclass
 class Member:
-    """One parameter's share of a layout: `param.view(shape2)` has its groups along `axis` (ids: -1 = none)."""
+    """One parameter's share of a layout: `param.view(shape2)` has its groups along `axis` (ids: -1 = none).
+
+    Per-position values reach their groups (and group values their positions) through `route`, which is built
+    once per device: no boolean indexing in a training step, so no GPU sync and few kernel launches.
+    """
 
     name: str
     param: nn.Parameter
     shape2: tuple[int, ...]
     axis: int
     ids: torch.Tensor
+    _routes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _routes_of: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def on_device(self) -> torch.Tensor:
         """`ids` on the parameter's device (moved once, after the model itself was moved)."""
         if self.ids.device != self.param.device:
             self.ids = self.ids.to(self.param.device)
         return self.ids
+
+    def route(self, m: int, device: torch.device) -> torch.Tensor | None:
+        """(n_axis,) group of each position on `device`, positions in no group sent to the spare slot m;
+        None when position i is simply group i of m (then no gather or scatter is needed)."""
+        if self._routes_of is not self.ids:  # ids were replaced (merge, move): rebuild
+            self._routes, self._routes_of = {}, self.ids
+        key = (str(device), m)
+        if key not in self._routes:
+            ids = self.ids.cpu()
+            plain = ids.numel() == m and bool(torch.equal(ids, torch.arange(m)))
+            self._routes[key] = None if plain else torch.where(ids >= 0, ids, m).to(device)
+        return self._routes[key]
+
+    def add_to(self, out: torch.Tensor, per_pos: torch.Tensor) -> None:
+        """out (m + 1,) += per_pos (n_axis,) summed into groups (slot m collects the positions in no group)."""
+        route = self.route(out.numel() - 1, out.device)
+        if route is None:
+            out[:-1].add_(per_pos)
+        else:
+            out.index_add_(0, route, per_pos)
+
+    def spread(self, ext: torch.Tensor) -> torch.Tensor:
+        """Group values ext (m + 1,), ext[m] for positions in no group → per position, shaped to broadcast over
+        `param.view(shape2)`."""
+        route = self.route(ext.numel() - 1, ext.device)
+        per_pos = ext[:-1] if route is None else ext.index_select(0, route)
+        return per_pos.view(self._bshape())
 
     def _bshape(self) -> list[int]:
         shape = [1] * len(self.shape2)
@@ -72,17 +105,14 @@ class GroupLayout:
     @torch.no_grad()
     def sq_norms(self) -> torch.Tensor:
         """(m,) squared Euclidean norm of every group over all its slices (float64)."""
-        out = None
+        dev = self.members[0].param.device
+        out = torch.zeros(self.m + 1, dtype=torch.float64, device=dev)
         for mb in self.members:
             x = mb.param.detach().reshape(mb.shape2)
             dims = [d for d in range(x.dim()) if d != mb.axis]
-            per_pos = x.double().square().sum(dim=dims) if dims else x.double().square()
-            if out is None:
-                out = torch.zeros(self.m, dtype=torch.float64, device=x.device)
-            ids = mb.on_device()
-            keep = ids >= 0
-            out.index_add_(0, ids[keep], per_pos[keep])
-        return out
+            per_pos = x.double().square()
+            mb.add_to(out, per_pos.sum(dim=dims) if dims else per_pos)
+        return out[: self.m]
 
     def norms(self) -> torch.Tensor:
         """(m,) Euclidean norm of every group (float64)."""
@@ -94,34 +124,31 @@ class GroupLayout:
         c = torch.as_tensor(c).reshape(-1)
         if c.numel() != self.m:
             raise SparsenetsError(f"scale_ needs one multiplier per group ({self.m}); got {c.numel()}")
+        ext: dict[tuple, torch.Tensor] = {}  # c with a trailing 1, once per (device, dtype) among the members
         for mb in self.members:
-            f = torch.ones(mb.shape2[mb.axis], dtype=mb.param.dtype, device=mb.param.device)
-            ids = mb.on_device()
-            keep = ids >= 0
-            f[keep] = c.to(f)[ids[keep]]
-            mb.param.data.view(mb.shape2).mul_(f.view(mb._bshape()))
+            p = mb.param
+            key = (p.device, p.dtype)
+            if key not in ext:
+                cc = c.to(device=p.device, dtype=p.dtype)
+                ext[key] = torch.cat([cc, cc.new_ones(1)])
+            p.data.view(mb.shape2).mul_(mb.spread(ext[key]))
 
     def sizes(self) -> torch.Tensor:
         """(m,) number of scalars in every group (for "size" weights)."""
-        out = torch.zeros(self.m, dtype=torch.float64)
+        out = torch.zeros(self.m + 1, dtype=torch.float64)
         for mb in self.members:
             per_pos = mb.param.numel() // mb.shape2[mb.axis]
-            keep = mb.ids >= 0
-            out.index_add_(
-                0, mb.ids[keep].cpu(), torch.full((int(keep.sum()),), float(per_pos), dtype=torch.float64)
-            )
-        return out
+            mb.add_to(out, torch.full((mb.shape2[mb.axis],), float(per_pos), dtype=torch.float64))
+        return out[: self.m]
 
     def masks(self, keep: torch.Tensor) -> dict[str, torch.Tensor]:
         """{parameter name: bool tensor} that is False on the slices of groups with keep[j] False."""
         keep = torch.as_tensor(keep, dtype=torch.bool).reshape(-1)
         out = {}
         for mb in self.members:
-            f = torch.ones(mb.shape2[mb.axis], dtype=torch.bool, device=mb.param.device)
-            ids = mb.on_device()
-            sel = ids >= 0
-            f[sel] = keep.to(f.device)[ids[sel]]
-            out[mb.name] = f.view(mb._bshape()).expand(mb.shape2).reshape(mb.param.shape).clone()
+            k = keep.to(mb.param.device)
+            f = mb.spread(torch.cat([k, k.new_ones(1)]))
+            out[mb.name] = f.expand(mb.shape2).reshape(mb.param.shape).clone()
         return out
 
     @staticmethod

@@ -80,7 +80,7 @@ def root_sweep_tensor(a: torch.Tensor, t: Shift, k: float) -> tuple[torch.Tensor
     a = a.double().reshape(-1)
     tv = _as_vec(t, a).double().reshape(-1)
     live = a > 0
-    inf = torch.tensor(math.inf, dtype=a.dtype, device=a.device)
+    inf = torch.full((), math.inf, dtype=a.dtype, device=a.device)  # a fill, not a host-to-device copy
     zero = torch.zeros((), dtype=a.dtype, device=a.device)
     lo = torch.where(live, tv / a, inf)
     hi = torch.where(live, (1 + tv) / a, inf)

@@ -69,16 +69,14 @@ class LayoutGroups:
         """layout key → (m,) summed element scores per group."""
         out = {}
         for key, lay in self.layouts.items():
-            acc = torch.zeros(lay.m, dtype=torch.float64)
+            acc = torch.zeros(lay.m + 1, dtype=torch.float64)  # slot m: positions in no group
             for mb in lay.members:
                 if mb.name not in scores:
                     continue
-                x = scores[mb.name].double().reshape(mb.shape2)
+                x = scores[mb.name].detach().cpu().double().reshape(mb.shape2)
                 dims = [d for d in range(x.dim()) if d != mb.axis]
-                per_pos = x.sum(dim=dims) if dims else x
-                sel = mb.ids >= 0
-                acc.index_add_(0, mb.ids[sel].cpu(), per_pos[sel].cpu())
-            out[key] = acc
+                mb.add_to(acc, x.sum(dim=dims) if dims else x)
+            out[key] = acc[: lay.m]
         return out
 
     def expand(self, keep: Tensors) -> dict[str, torch.Tensor]:
