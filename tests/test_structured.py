@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsenets.compact import compact, load_compact, measure, save_compact
+from sparsenets.compact import compact, load_compact, measure, memory_format_of, save_compact
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout, Member, coupled_layouts
 from sparsenets.models.cnn import VGG16BN, LeNet5
@@ -340,3 +340,27 @@ def test_prox_step_reads_back_to_the_host_once() -> None:
     calls = {e.key: e.count for e in prof.key_averages()}
     assert calls.get("aten::nonzero", 0) == 0
     assert calls.get("aten::_local_scalar_dense", 0) == 1
+
+
+@pytest.mark.parametrize("fmt", ["channels_last", "auto"])
+def test_compact_in_another_memory_layout_keeps_outputs_and_survives_save_load(fmt: str, tmp_path) -> None:
+    """The smaller model may run channels-last (faster for thin convs on CPU); same outputs, NCHW inputs work,
+    and the layout is saved with it."""
+    torch.manual_seed(0)
+    model = VGG16BN(width=0.125).eval()
+    sample = torch.randn(1, 1, 28, 28)
+    for lay in coupled_layouts(model, sample):
+        with torch.no_grad():
+            lay.scale_(topk_multipliers(lay.norms(), max(1, lay.m // 3)))
+    small = compact(model, sample, memory_format=fmt)
+    want = "channels_last" if fmt == "channels_last" else memory_format_of(small)
+    assert memory_format_of(small) == want and memory_format_of(model) == "contiguous"
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        assert float((small(x) - model(x)).abs().max()) <= 1e-4
+        save_compact(small, tmp_path / "m")
+        again = load_compact(tmp_path / "m")
+        assert memory_format_of(again) == want
+        torch.testing.assert_close(again(x), small(x))
+    with pytest.raises(SparsenetsError, match="memory_format must be"):
+        compact(model, sample, memory_format="nhwc")

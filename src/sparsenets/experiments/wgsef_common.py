@@ -474,8 +474,8 @@ def plot_and_report(
             else []
         ),
         "",
-        "Latency rows: NCHW, the PyTorch default, for both models (the verdict below uses it); channels-last "
-        "rows time copies of both models in that layout.",
+        "Latency rows: NCHW, the PyTorch default, for both models; channels-last rows time copies of both models "
+        "in that layout; the verdicts below give both NCHW and each model in its faster layout.",
         "",
         f"Max |compacted − masked| output over all sparse runs: "
         f"{max(summary[n]['max_abs_diff'] for n in methods if n != 'dense'):.2e}.",
@@ -492,8 +492,15 @@ def plot_and_report(
         f"| accuracy drop vs dense | ≤ {drop_target:g} pt | {drop:+.2f} pt | {'met' if drop <= drop_target else 'not met'} |",
         f"| WGSEF ≥ every baseline at the same FLOPs | ≥ {best_base:.2f} | {w['accuracy_mean']:.2f} | "
         f"{'met' if w['accuracy_mean'] >= best_base else 'not met' if baselines else 'no baseline run'} |",
-        f"| batch-64 speedup ≥ 0.7 × FLOPs reduction | ≥ {0.7 * ms['flops_reduction']:.2f}× | {ms['speedup_b64']:.2f}× | "
-        f"{'met' if ms['speedup_b64'] >= 0.7 * ms['flops_reduction'] else 'not met'} |",
+        *(
+            f"| batch-64 speedup ≥ 0.7 × FLOPs reduction, {how} | ≥ {0.7 * ms['flops_reduction']:.2f}× | "
+            f"{ms[key]:.2f}× | {'met' if ms[key] >= 0.7 * ms['flops_reduction'] else 'not met'} |"
+            for key, how in (
+                ("speedup_b64", "both NCHW"),
+                ("speedup_best_b64", 'each model in its faster layout (`compact(memory_format="auto")`)'),
+            )
+            if key in ms
+        ),
         "",
     ]
     return "\n".join(lines)
