@@ -141,16 +141,16 @@ class ProxOptimizer:
                 b.layout.scale_(keep)
             return loss
         ramp = self.ramp()
-        sums, names = [], []
+        norms, names = [], []
         for b in self.blocks:  # in order: coupled blocks overlap, so each sees the previous ones' result
             tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
             if tau > 0 and b.prox is not None:
                 r = b.layout.norms()
-                sums.append(r.sum(dtype=torch.float64))
+                norms.append(r)
                 names.append(b.layout.name)
                 b.layout.scale_(b.multipliers(tau, r))
-        if sums:  # one finiteness check (one GPU sync) for all blocks; small proxes never sync
-            _check_finite(sums, names)
+        if norms:  # one finiteness check (one GPU sync) for all blocks; small proxes never sync
+            _check_finite(norms, names)
         return loss
 
     @torch.no_grad()
@@ -199,12 +199,12 @@ class ProxOptimizer:
         self.frozen = None if state["frozen"] is None else [torch.as_tensor(f) for f in state["frozen"]]
 
 
-def _check_finite(norm_sums: Sequence[torch.Tensor], names: Sequence[str]) -> None:
-    """Raise, naming the first block, if a block's group norms summed to NaN or inf (one host read for all)."""
-    sums = torch.stack(list(norm_sums))
-    if not bool(torch.isfinite(sums).all()):
-        bad = names[int(torch.nonzero(~torch.isfinite(sums))[0])]
-        raise SparsenetsError(
-            f"block {bad!r} has NaN or inf weights (the loss diverged?); lower the learning rate or λ, "
-            "or resume from the last checkpoint"
-        )
+def _check_finite(norms: Sequence[torch.Tensor], names: Sequence[str]) -> None:
+    """Raise, naming the first bad block, if any block's group norms are NaN or inf (one host read for all)."""
+    if bool(torch.isfinite(torch.cat(list(norms)).sum())):  # NaN or inf anywhere makes the sum non-finite
+        return
+    bad = next(n for r, n in zip(norms, names) if not bool(torch.isfinite(r).all()))
+    raise SparsenetsError(
+        f"block {bad!r} has NaN or inf weights (the loss diverged?); lower the learning rate or λ, "
+        "or resume from the last checkpoint"
+    )

@@ -63,7 +63,8 @@ def wgsef_multipliers(
     t = tau if w is None else tau * w
     if m <= _SWEEP_MAX:
         eta, found = root_sweep_tensor(a, t, float(k))
-        return torch.where(found, _from_root(a, t, eta), 1.0 / (1.0 + torch.as_tensor(t, dtype=a.dtype)))
+        saturate = 1.0 / (1.0 + t)  # a Python float for unit weights: no host-to-device copy on a GPU
+        return torch.where(found, _from_root(a, t, eta), saturate)
     eta = root_select(a, t, float(k))
     if math.isinf(eta):  # at most k nonzero groups: all of them saturate
         return 1.0 / (1.0 + (t if w is not None else torch.full_like(a, t)))
