@@ -18,6 +18,7 @@ from sparsenets.prox import (
     root_sweep,
     root_sweep_tensor,
     wgsef_multipliers,
+    wgsef_multipliers_batched,
     wgsef_prox,
     wgsef_value,
 )
@@ -398,3 +399,37 @@ def test_toy_least_squares_group_count_falls_toward_k_as_lambda_grows() -> None:
         counts.append(len(nonzero))
     assert counts == sorted(counts, reverse=True) and counts[0] > 4, counts
     assert nonzero == [2, 7, 11, 16]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    blocks=st.integers(1, 6),
+    same_tau=st.booleans(),
+    weighted=st.booleans(),
+)
+def test_batched_multipliers_equal_one_block_at_a_time(
+    seed: int, blocks: int, same_tau: bool, weighted: bool
+) -> None:
+    """Blocks of different sizes solved together (padded to one batch) get exactly the per-block multipliers,
+    including all-zero groups, ties, k = m and blocks with at most k nonzero groups."""
+    gen = torch.Generator().manual_seed(seed)
+    rs, ks, taus, ws = [], [], [], []
+    for b in range(blocks):
+        m = int(torch.randint(1, 90, (1,), generator=gen))
+        r = torch.rand(m, dtype=torch.float64, generator=gen)
+        if b % 2:
+            r = (r * 3).ceil() / 3  # ties
+        r[: int(torch.randint(0, m + 1, (1,), generator=gen))] = 0  # all-zero groups, sometimes all of them
+        rs.append(r)
+        ks.append(int(torch.randint(1, m + 1, (1,), generator=gen)))
+        taus.append(0.3 if same_tau else float(10 ** (2 * torch.rand(1, generator=gen) - 1)))
+        use_w = weighted and b % 3 != 1  # mixes weighted and unit-weight blocks
+        ws.append(torch.rand(m, dtype=torch.float64, generator=gen) + 0.2 if use_w else None)
+    got = wgsef_multipliers_batched(rs, ks, taus, ws)
+    for r, k, tau, w, c in zip(rs, ks, taus, ws, got):
+        want = wgsef_multipliers(r, k, tau, w, checked=True)
+        nz = r > 0  # multipliers of all-zero groups do not matter
+        assert c.shape == r.shape
+        assert torch.equal(c[nz] > 0, want[nz] > 0)
+        torch.testing.assert_close(c[nz], want[nz], rtol=0, atol=1e-12)

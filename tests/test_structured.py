@@ -221,23 +221,31 @@ def test_bad_layouts_and_blocks_get_clear_errors() -> None:
         ProxBlock(lay, 2, 0.1, prox=PROXES["wgsef"], weights=torch.ones(lay.m + 1))
 
 
-def test_prox_step_applies_overlapping_blocks_in_order() -> None:
-    """Coupled blocks overlap (a filter's group holds the next layer's input slice), so each block's prox must
-    see the previous blocks' result: the step equals applying the blocks one by one with fresh norms."""
+def test_prox_step_applies_overlapping_blocks_in_stages() -> None:
+    """Coupled blocks overlap (a filter's group holds the next layer's input slice), so a block's prox must see
+    the result of the blocks it overlaps that ran before it: the step equals applying the blocks one by one with
+    fresh norms, stage by stage, and no two blocks of a stage share a parameter."""
     torch.manual_seed(3)
     x = torch.randn(1, 1, 28, 28)
-    model, twin = LeNet5(width=0.5), LeNet5(width=0.5)
+    model, twin = VGG16BN(width=0.125), VGG16BN(width=0.125)
     twin.load_state_dict(model.state_dict())
     sgd = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the step is the prox alone (τ from lam below)
     blocks = [ProxBlock(lay, 0.5, 0.0, PROXES["wgsef"]) for lay in coupled_layouts(model, x)]
     sgd.param_groups[0]["lr"] = 1.0
     for b in blocks:
-        b.lam = 5.0
-    ProxOptimizer(sgd, blocks).step()
+        b.lam = 50.0
+    opt = ProxOptimizer(sgd, blocks)
+    assert [len(st) for st in opt.stages] == [7, 6]  # a chain of 13 layers: even blocks, then odd blocks
+    for stage in opt.stages:
+        ids = [id(p) for b in stage for p in b.layout.params]
+        assert len(ids) == len(set(ids))
+    opt.step()
     twin_layouts = coupled_layouts(twin, x)  # tracing needs autograd on
     with torch.no_grad():
-        for lay, b in zip(twin_layouts, blocks):
-            lay.scale_(wgsef_multipliers(lay.norms(), b.k, 5.0))
+        for stage in opt.stages:
+            for b in stage:
+                lay = twin_layouts[blocks.index(b)]
+                lay.scale_(wgsef_multipliers(lay.norms(), b.k, 50.0))
     assert any(torch.count_nonzero(b.layout.norms()) < b.layout.m for b in blocks)  # the prox did prune
     for p, q in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-6)

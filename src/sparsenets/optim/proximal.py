@@ -70,9 +70,14 @@ class ProxBlock:
         if r is None:
             r = self.layout.norms()
             check_finite_norms(r)
-        if self.w is not None and self.w.device != r.device:
-            self.w = self.w.to(r.device)  # the model was moved after the block was made
-        return torch.ones_like(r) if self.prox is None else self.prox(r, self.k, tau, self.w)
+        w = self.weights_on(r.device)
+        return torch.ones_like(r) if self.prox is None else self.prox(r, self.k, tau, w)
+
+    def weights_on(self, device: torch.device) -> torch.Tensor | None:
+        """The (m,) group weights on `device` (None for unit weights); moved once if the model was moved."""
+        if self.w is not None and self.w.device != device:
+            self.w = self.w.to(device)
+        return self.w
 
     def kept(self) -> int:
         """Number of nonzero groups now."""
@@ -82,6 +87,10 @@ class ProxBlock:
 class ProxOptimizer:
     """Wrap `optimizer`: after each of its steps apply, per block, the prox with τ = lr·λ·ramp(step).
 
+    Blocks that share a parameter (coupled layouts overlap: a filter's group holds the next layer's input slice)
+    are applied one after the other, each on the result of the ones before; blocks that share none are solved
+    together (`stages`: greedy in block order, so a chain of layers runs as even blocks, then odd blocks) — with
+    a `batched` prox that is one set of kernels per stage instead of one per layer.
     Deterministic given the parameters (no randomness, no cross-rank traffic), so under DDP every rank, holding
     identical parameters after the gradient all-reduce, computes the identical prox.
     With Adam the prox step lr·λ is a heuristic (the prox assumes an isotropic step); SGD(momentum) is the method.
@@ -106,6 +115,7 @@ class ProxOptimizer:
         self.frozen: list[torch.Tensor] | None = None  # 0/1 keep masks once `hold_mask` was called
         for b in self.blocks:
             b.group_index = self._group_of(b)
+        self.stages = _stages(self.blocks)
 
     def _group_of(self, block: ProxBlock, optimizer: torch.optim.Optimizer | None = None) -> int:
         """Index of the param group (of `optimizer`, default the wrapped one) holding the block's first parameter
@@ -142,13 +152,28 @@ class ProxOptimizer:
             return loss
         ramp = self.ramp()
         norms, names = [], []
-        for b in self.blocks:  # in order: coupled blocks overlap, so each sees the previous ones' result
-            tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
-            if tau > 0 and b.prox is not None:
-                r = b.layout.norms()
-                norms.append(r)
-                names.append(b.layout.name)
-                b.layout.scale_(b.multipliers(tau, r))
+        for stage in self.stages:  # stages in order: each sees the previous stages' result
+            todo = []
+            for b in stage:
+                tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
+                if tau > 0 and b.prox is not None:
+                    todo.append((b, tau, b.layout.norms()))
+            for fn in dict.fromkeys(b.prox for b, _, _ in todo):  # one solve per distinct prox in the stage
+                part = [(b, tau, r) for b, tau, r in todo if b.prox is fn]
+                batched = getattr(fn, "batched", None)
+                if batched is not None and len(part) > 1:
+                    cs = batched(
+                        [r for _, _, r in part],
+                        [b.k for b, _, _ in part],
+                        [tau for _, tau, _ in part],
+                        [b.weights_on(r.device) for b, _, r in part],
+                    )
+                else:
+                    cs = [b.multipliers(tau, r) for b, tau, r in part]
+                for (b, _, r), c in zip(part, cs):
+                    b.layout.scale_(c)
+                    norms.append(r)
+                    names.append(b.layout.name)
         if norms:  # one finiteness check (one GPU sync) for all blocks; small proxes never sync
             _check_finite(norms, names)
         return loss
@@ -197,6 +222,24 @@ class ProxOptimizer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.steps_done = int(state["steps_done"])
         self.frozen = None if state["frozen"] is None else [torch.as_tensor(f) for f in state["frozen"]]
+
+
+def _stages(blocks: Sequence[ProxBlock]) -> list[list[ProxBlock]]:
+    """Blocks grouped so that no two in a group share a parameter: each block joins the first group it does not
+    overlap (greedy, in block order)."""
+    stages: list[list[ProxBlock]] = []
+    used: list[set[int]] = []
+    for b in blocks:
+        ids = {id(p) for p in b.layout.params}
+        for stage, taken in zip(stages, used):
+            if not ids & taken:
+                stage.append(b)
+                taken |= ids
+                break
+        else:
+            stages.append([b])
+            used.append(set(ids))
+    return stages
 
 
 def _check_finite(norms: Sequence[torch.Tensor], names: Sequence[str]) -> None:

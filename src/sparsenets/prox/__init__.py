@@ -6,7 +6,7 @@ z = wgsef_prox(w.reshape(w.shape[0], -1), k=16, tau=lr * lam)     # filters of a
 from torch import Tensor
 
 from sparsenets.prox.layout import Layout, group_norms, resolve_layout, scale_groups
-from sparsenets.prox.roots import root_bisect, root_select, root_sweep, root_sweep_tensor
+from sparsenets.prox.roots import root_bisect, root_select, root_sweep, root_sweep_batched, root_sweep_tensor
 from sparsenets.prox.simple import (
     group_lasso_multipliers,
     group_lasso_prox,
@@ -14,7 +14,13 @@ from sparsenets.prox.simple import (
     l1_prox,
     topk_multipliers,
 )
-from sparsenets.prox.wgsef import wgsef_multipliers, wgsef_prox, wgsef_value, wgsef_value_from_norms
+from sparsenets.prox.wgsef import (
+    wgsef_multipliers,
+    wgsef_multipliers_batched,
+    wgsef_prox,
+    wgsef_value,
+    wgsef_value_from_norms,
+)
 
 
 def _wgsef_trusted(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Tensor:
@@ -28,8 +34,11 @@ def _group_lasso_k(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Ten
     return group_lasso_multipliers(r, tau, weights, checked=True)
 
 
+_wgsef_trusted.batched = wgsef_multipliers_batched  # type: ignore[attr-defined]
+
 # structured proxes for `ProxOptimizer`, as functions of the group norms: (r (m,), k, tau, weights) -> (m,)
-# multipliers; they trust their input (the optimizer checks every block's norms with one sync per step)
+# multipliers; they trust their input (the optimizer checks every block's norms with one sync per step). A
+# `batched` attribute (lists of r, k, tau, weights -> list of multipliers) lets it solve blocks together.
 PROXES = {"wgsef": _wgsef_trusted, "group_lasso": _group_lasso_k}
 
 __all__ = [
@@ -44,10 +53,12 @@ __all__ = [
     "root_bisect",
     "root_select",
     "root_sweep",
+    "root_sweep_batched",
     "root_sweep_tensor",
     "scale_groups",
     "topk_multipliers",
     "wgsef_multipliers",
+    "wgsef_multipliers_batched",
     "wgsef_prox",
     "wgsef_value",
     "wgsef_value_from_norms",

@@ -77,34 +77,58 @@ def root_sweep_tensor(a: torch.Tensor, t: Shift, k: float) -> tuple[torch.Tensor
         (η, found): 0-d float64 tensors on a's device; found is False when at most k entries of a are
         positive (then no root exists, every nonzero group saturates, and η is meaningless).
     """
-    a = a.double().reshape(-1)
-    tv = _as_vec(t, a).double().reshape(-1)
+    a = a.double().reshape(1, -1)
+    tv = t.double().reshape(1, -1) if isinstance(t, torch.Tensor) else t
+    eta, found = root_sweep_batched(a, tv, torch.full((1,), float(k), dtype=a.dtype, device=a.device))
+    return eta[0], found[0]
+
+
+def root_sweep_batched(a: torch.Tensor, t: Shift, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`root_sweep_tensor` for B independent problems at once (one set of kernels for all rows; no host read).
+
+    Args:
+        a: (B, M) float64 group strengths ≥ 0; rows shorter than M are padded with zeros (they never count).
+        t: τ·w, a float or a (B, M) / (B, 1) float64 tensor, ≥ 0.
+        k: (B,) float64 targets.
+
+    Returns:
+        (η, found): (B,) float64 and (B,) bool, as in `root_sweep_tensor` per row.
+    """
+    bsz, m = a.shape
+    tv = t.to(a.dtype).expand(bsz, m) if isinstance(t, torch.Tensor) else float(t)
     live = a > 0
     inf = torch.full((), math.inf, dtype=a.dtype, device=a.device)  # a fill, not a host-to-device copy
     zero = torch.zeros((), dtype=a.dtype, device=a.device)
     lo = torch.where(live, tv / a, inf)
     hi = torch.where(live, (1 + tv) / a, inf)
-    pos, order = torch.cat([lo, hi]).sort(stable=True)
-    slope = (
-        torch.cat([torch.where(live, a, zero), torch.where(live, -a, zero)]).index_select(0, order).cumsum(0)
-    )
-    offset = torch.cat([torch.where(live, -tv, zero), torch.where(live, tv + 1, zero)])
-    offset = offset.index_select(0, order).cumsum(0)
+    pos, order = torch.cat([lo, hi], dim=1).sort(dim=1, stable=True)
+    # slope and offset of Σφ change by (+a, −t) at lo and (−a, +1+t) at hi; dead groups change nothing
+    slope = torch.cat([torch.where(live, a, zero), torch.where(live, -a, zero)], dim=1)
+    slope = slope.gather(1, order).cumsum(1)
+    offset = torch.cat([torch.where(live, -tv, zero), torch.where(live, tv + 1, zero)], dim=1)
+    offset = offset.gather(1, order).cumsum(1)
     finite = torch.isfinite(pos)
     g = torch.where(finite, slope * torch.where(finite, pos, zero) + offset, inf)  # Σφ at each event (h + k)
-    n = pos.numel()
-    tol = 1e-12 * max(1.0, k)
-    i = torch.searchsorted(g, torch.full((1,), k - tol, dtype=g.dtype, device=g.device)).clamp(1, n - 1)
+    n = 2 * m
+    tol = 1e-12 * k.clamp(min=1.0)
+    i = torch.searchsorted(g, (k - tol).unsqueeze(1)).clamp(1, n - 1)  # (B, 1)
     nxt = (i + 1).clamp(max=n - 1)
-    s_prev, o_prev, p_prev, p_i = slope[i - 1], offset[i - 1], pos[i - 1], pos[i]
+    s_prev, o_prev = slope.gather(1, i - 1), offset.gather(1, i - 1)
+    p_prev, p_i, p_nxt = pos.gather(1, i - 1), pos.gather(1, i), pos.gather(1, nxt)
+    kk = k.unsqueeze(1)
     flat_before = s_prev <= 1e-300 * torch.clamp(o_prev.abs(), min=1.0)
-    eta = torch.minimum(torch.maximum((k - o_prev) / torch.where(flat_before, 1.0, s_prev), p_prev), p_i)
+    eta = torch.minimum(torch.maximum((kk - o_prev) / torch.where(flat_before, 1.0, s_prev), p_prev), p_i)
     eta = torch.where(flat_before, p_i, eta)
     # an exactly-k flat piece starting at pos[i]: move to its middle so no group sits on a breakpoint
-    flat_at_k = ((g[i] - k).abs() <= tol) & (i + 1 < n) & (slope[i] <= 1e-300) & torch.isfinite(pos[nxt])
-    eta = torch.where(flat_at_k, 0.5 * (p_i + pos[nxt]), eta)
-    found = torch.count_nonzero(live) > k
-    return torch.where(found, eta, zero)[0], found
+    flat_at_k = (
+        ((g.gather(1, i) - kk).abs() <= tol.unsqueeze(1))
+        & (i + 1 < n)
+        & (slope.gather(1, i) <= 1e-300)
+        & torch.isfinite(p_nxt)
+    )
+    eta = torch.where(flat_at_k, 0.5 * (p_i + p_nxt), eta)
+    found = live.sum(1) > k
+    return torch.where(found, eta[:, 0], zero), found
 
 
 def root_bisect(a: torch.Tensor, t: Shift, k: float, iters: int = 60) -> float:

@@ -9,14 +9,16 @@ a "band" (group soft-threshold), u = 0 are pruned.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from sparsenets.prox.checks import check_finite_norms, check_k, check_tau, check_weights
 from sparsenets.prox.layout import check_out, group_norms, resolve_layout, scale_groups
-from sparsenets.prox.roots import root_select, root_sweep_tensor
+from sparsenets.prox.roots import root_select, root_sweep_batched, root_sweep_tensor
 
 _BIG = 1 << 16  # above this many float32 groups, multipliers are computed in float32 (one pass fewer)
 _SWEEP_MAX = 4096  # up to here the sort sweep beats root_select (3-9x on CPU) and never syncs a GPU
@@ -69,6 +71,62 @@ def wgsef_multipliers(
     if math.isinf(eta):  # at most k nonzero groups: all of them saturate
         return 1.0 / (1.0 + (t if w is not None else torch.full_like(a, t)))
     return _from_root(a, t, eta)
+
+
+def wgsef_multipliers_batched(
+    rs: Sequence[torch.Tensor],
+    ks: Sequence[int],
+    taus: Sequence[float],
+    weights: Sequence[torch.Tensor | None] | None = None,
+) -> list[torch.Tensor]:
+    """`wgsef_multipliers(..., checked=True)` for several blocks in one set of kernels (a GPU step launches the
+    sweep once instead of once per layer). Blocks over 4096 groups, or with τ = 0, are solved one by one.
+
+    Args:
+        rs: B tensors (m_b,) of finite group norms ≥ 0 on one device.
+        ks: groups to keep per block, 1 ≤ k_b ≤ m_b.
+        taus: prox step per block, ≥ 0.
+        weights: per block None (ones) or (m_b,) validated positive weights.
+
+    Returns:
+        B float64 tensors (m_b,): the multipliers of each block, as `wgsef_multipliers` gives them.
+    """
+    weights = list(weights) if weights is not None else [None] * len(rs)
+    ms = tuple(int(r.numel()) for r in rs)
+    if max(ms) > _SWEEP_MAX or min(taus) <= 0:
+        return [wgsef_multipliers(r, k, tau, w, checked=True) for r, k, tau, w in zip(rs, ks, taus, weights)]
+    device = rs[0].device
+    for k, m in zip(ks, ms):
+        check_k(k, m)
+    pos, k_t = _batch_plan(ms, tuple(int(k) for k in ks), device)
+    bsz, width = len(ms), max(ms)
+
+    def padded(parts: list[torch.Tensor], fill: float) -> torch.Tensor:
+        flat = torch.cat([q.to(device=device, dtype=torch.float64).reshape(-1) for q in parts])
+        out = torch.full((bsz * width,), fill, dtype=torch.float64, device=device)
+        return out.index_copy_(0, pos, flat).view(bsz, width)
+
+    a = padded(list(rs), 0.0)  # padding has norm 0: breakpoints at +inf, never counted, multiplier 0
+    t: float | torch.Tensor = float(taus[0])
+    if any(tau != taus[0] for tau in taus):
+        t = torch.tensor([float(tau) for tau in taus], dtype=torch.float64).to(device).unsqueeze(1)
+    if any(w is not None for w in weights):
+        w = padded([torch.ones(m) if wb is None else wb for wb, m in zip(weights, ms)], 1.0)
+        a, t = a * w.sqrt(), t * w
+    eta, found = root_sweep_batched(a, t, k_t)
+    c = torch.where(found.unsqueeze(1), _from_root(a, t, eta.unsqueeze(1)), 1.0 / (1.0 + t))
+    return list(c.reshape(-1).index_select(0, pos).split(ms))
+
+
+@functools.lru_cache(maxsize=32)
+def _batch_plan(
+    ms: tuple[int, ...], ks: tuple[int, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat positions of each block's groups in the (B, max m) padded batch, and the targets k, on `device`
+    (built once per block shape: no host-to-device copy per step)."""
+    width = max(ms)
+    pos = torch.cat([torch.arange(m) + b * width for b, m in enumerate(ms)])
+    return pos.to(device), torch.tensor(ks, dtype=torch.float64).to(device)
 
 
 def _from_root(a: torch.Tensor, t: float | torch.Tensor, eta: float | torch.Tensor) -> torch.Tensor:
