@@ -13,6 +13,7 @@ from scipy.optimize import minimize
 
 from sparsenets.errors import SparsenetsError
 from sparsenets.prox import (
+    PROXES,
     root_bisect,
     root_select,
     root_sweep,
@@ -433,3 +434,22 @@ def test_batched_multipliers_equal_one_block_at_a_time(
         assert c.shape == r.shape
         assert torch.equal(c[nz] > 0, want[nz] > 0)
         torch.testing.assert_close(c[nz], want[nz], rtol=0, atol=1e-12)
+
+
+def test_group_lasso_batched_equals_one_block_at_a_time() -> None:
+    """The group-lasso prox used by `ProxOptimizer` solves blocks together only when that changes nothing."""
+    gen = torch.Generator().manual_seed(0)
+    rs = [torch.rand(m, dtype=torch.float64, generator=gen) for m in (3, 8, 5)]
+    fn = PROXES["group_lasso"]
+    for taus, ws in (
+        ([0.2, 0.2, 0.2], [None, None, None]),
+        ([0.2, 0.5, 0.2], [None, None, None]),
+        (
+            [0.2, 0.2, 0.2],
+            [torch.rand(3, dtype=torch.float64) + 0.5, None, torch.ones(5, dtype=torch.float64)],
+        ),
+        ([0.3, 0.3, 0.3], [torch.rand(m, dtype=torch.float64) + 0.5 for m in (3, 8, 5)]),
+    ):
+        got = fn.batched(rs, [1, 1, 1], taus, ws)
+        for r, t, w, c in zip(rs, taus, ws, got):
+            assert torch.equal(c, fn(r, 1, t, w))

@@ -3,6 +3,7 @@
 z = wgsef_prox(w.reshape(w.shape[0], -1), k=16, tau=lr * lam)     # filters of a conv weight
 """
 
+import torch
 from torch import Tensor
 
 from sparsenets.prox.layout import Layout, group_norms, resolve_layout, scale_groups
@@ -34,7 +35,20 @@ def _group_lasso_k(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Ten
     return group_lasso_multipliers(r, tau, weights, checked=True)
 
 
+def _group_lasso_batched(
+    rs: list[Tensor], ks: list[int], taus: list[float], weights: list[Tensor | None]
+) -> list[Tensor]:
+    """Group lasso for several blocks at once: its multipliers are per group, so one flat call when the blocks
+    share τ and all or none carry weights, else one call per block."""
+    if any(t != taus[0] for t in taus) or len({w is None for w in weights}) > 1:
+        return [_group_lasso_k(r, k, t, w) for r, k, t, w in zip(rs, ks, taus, weights)]
+    w = None if weights[0] is None else torch.cat(list(weights))
+    c = group_lasso_multipliers(torch.cat(rs), taus[0], w, checked=True)
+    return list(c.split([r.numel() for r in rs]))
+
+
 _wgsef_trusted.batched = wgsef_multipliers_batched  # type: ignore[attr-defined]
+_group_lasso_k.batched = _group_lasso_batched  # type: ignore[attr-defined]
 
 # structured proxes for `ProxOptimizer`, as functions of the group norms: (r (m,), k, tau, weights) -> (m,)
 # multipliers; they trust their input (the optimizer checks every block's norms with one sync per step). A
