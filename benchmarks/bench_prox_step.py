@@ -1,9 +1,10 @@
 """Cost of the WGSEF prox inside training: one VGG-16-BN step with SGD vs SGD + prox over all 13 filter blocks.
 
 Three optimizers step the same model on the same batch (128 × 1×28×28), interleaved round by round:
-plain SGD (momentum), SGD + WGSEF prox with the sync-free sort sweep used for layers of up to 4096 groups,
-and SGD + WGSEF prox forced through `root_select` (the path before; on a GPU it reads back to the host
-several times per layer). Runs on the CPU and, when present, on CUDA (`--devices` picks). Writes
+plain SGD (momentum), SGD + WGSEF prox with the sync-free sort sweep used for layers of up to 4096 groups
+(blocks that share no parameter solved together in one padded sweep, as `ProxOptimizer` does; tables written
+before session 7's batching timed one sweep per block), and SGD + WGSEF prox forced through `root_select`
+one block at a time (the path before; on a GPU it reads back to the host several times per layer). Runs on the CPU and, when present, on CUDA (`--devices` picks). Writes
 docs/benchmarks/prox-step.md (CPU rows) and docs/benchmarks/prox-step-cuda.md (CUDA rows).
 
     PYTHONPATH=src python benchmarks/bench_prox_step.py [--widths 0.125 0.25] [--steps 20] [--rounds 3]
