@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from sparsenets import runs
 from sparsenets.compact import count_params, load_compact
@@ -57,10 +58,10 @@ def test_wgsef_study_with_only_dense_and_wgsef_and_a_clear_error_without_wgsef(t
         runs.execute("wgsef-lenet5-mnist", quick=True, root=tmp_path, sets=[*sets, 'methods=["dense"]'])
 
 
-def test_wgsef_seed_killed_mid_way_resumes_at_its_first_unfinished_method(tmp_path, monkeypatch) -> None:
-    """A kill during the magnitude baseline keeps dense, WGSEF and group lasso (methods.json + the dense
-    snapshot); the re-run trains only magnitude (from the saved snapshot) and TP, with the uninterrupted run's
-    numbers."""
+def test_wgsef_seed_killed_mid_way_resumes_at_its_unfinished_methods(tmp_path, monkeypatch) -> None:
+    """A kill during the magnitude baseline (the last job: it starts from dense) keeps every other method (one
+    method-NAME.json each, plus the dense snapshot); the re-run trains only magnitude, from the saved snapshot,
+    with the uninterrupted run's numbers."""
     from sparsenets.experiments import wgsef_common
 
     sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1"]
@@ -78,19 +79,20 @@ def test_wgsef_seed_killed_mid_way_resumes_at_its_first_unfinished_method(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
     monkeypatch.undo()
-    progress = json.loads((out / "seed-0" / "methods.json").read_text())
-    assert set(progress) == {"seed", "dense", "wgsef", "group_lasso"}
-    assert (out / "seed-0" / "wgsef-compact.json").exists() and (
-        out / "seed-0" / "dense-snapshot.safetensors"
-    ).exists()
+    seed_dir = out / "seed-0"
+    recorded = sorted(p.name for p in seed_dir.glob("method-*.json"))
+    assert recorded == [f"method-{m}.json" for m in ("dense", "group_lasso", "tp_groupnorm", "wgsef")]
+    assert (seed_dir / "wgsef-compact.json").exists() and (seed_dir / "dense-snapshot.safetensors").exists()
     assert not (out / "per_seed.json").exists()
-    progress["wgsef"]["accuracy"] = 123.0  # marked: a re-train would overwrite it
-    (out / "seed-0" / "methods.json").write_text(json.dumps(progress))
+    for method in ("wgsef", "tp_groupnorm"):  # marked: a re-train would overwrite them
+        rec = json.loads((seed_dir / f"method-{method}.json").read_text())
+        rec[method]["accuracy"] = 123.0
+        (seed_dir / f"method-{method}.json").write_text(json.dumps(rec))
     again = json.loads(
         (runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)[0] / "per_seed.json").read_text()
     )[0]
-    assert again["wgsef"]["accuracy"] == 123.0
-    for method in ("dense", "group_lasso", "magnitude", "tp_groupnorm"):
+    assert again["wgsef"]["accuracy"] == again["tp_groupnorm"]["accuracy"] == 123.0
+    for method in ("dense", "group_lasso", "magnitude"):
         assert again[method]["accuracy"] == full[method]["accuracy"]
 
 
@@ -98,12 +100,28 @@ def test_wgsef_seed_progress_file_that_is_corrupt_gets_one_clear_error(tmp_path)
     from sparsenets.errors import SparsenetsError
     from sparsenets.experiments.wgsef_common import _load_progress
 
-    (tmp_path / "methods.json").write_text("{not json")
-    with pytest.raises(SparsenetsError, match="delete it to re-run seed 3"):
-        _load_progress(tmp_path, 3)
-    (tmp_path / "methods.json").write_text('{"seed": 1}')
-    with pytest.raises(SparsenetsError, match="belongs to seed 1, not 3"):
-        _load_progress(tmp_path, 3)
+    for name in ("method-wgsef.json", "methods.json"):  # methods.json: runs from before session 7
+        (tmp_path / name).write_text("{not json")
+        with pytest.raises(SparsenetsError, match="delete it to re-run that part of seed 3"):
+            _load_progress(tmp_path, 3)
+        (tmp_path / name).write_text('{"seed": 1}')
+        with pytest.raises(SparsenetsError, match="belongs to seed 1, not 3"):
+            _load_progress(tmp_path, 3)
+        (tmp_path / name).unlink()
+    (tmp_path / "methods.json").write_text('{"seed": 3, "dense": {"accuracy": 1.0}}')
+    (tmp_path / "method-wgsef.json").write_text('{"seed": 3, "wgsef": {"accuracy": 2.0}}')
+    assert _load_progress(tmp_path, 3) == {"seed": 3, "dense": {"accuracy": 1.0}, "wgsef": {"accuracy": 2.0}}
+
+
+def test_wgsef_magnitude_alone_without_dense_gets_one_clear_error(tmp_path) -> None:
+    from sparsenets.errors import SparsenetsError
+    from sparsenets.experiments.wgsef_common import run_seed
+    from sparsenets.experiments.wgsef_lenet5_mnist import Config
+    from sparsenets.models.cnn import LeNet5
+
+    data = (torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
+    with pytest.raises(SparsenetsError, match="run dense first"):
+        run_seed(Config(), LeNet5, data, data, 0, print, save_dir=tmp_path, only=["magnitude"])
 
 
 def test_wgsef_dense_snapshot_that_is_corrupt_gets_one_clear_error(tmp_path) -> None:

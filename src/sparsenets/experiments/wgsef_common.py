@@ -16,7 +16,7 @@ import copy
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,20 +120,25 @@ def run_seed(
     log: Callable[[str], None],
     device: torch.device | str = "cpu",
     save_dir: Path | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Run every method once with this seed; return per-method metrics.
+    """Run each method of `cfg.methods` (or of `only`) not yet recorded for this seed; return every method's
+    metrics recorded for it.
 
     Training and accuracy run on `device`; compaction and the output check on the CPU. The WGSEF model, masked
     and compacted, is written to `save_dir` (`save_compact` format) when given, for `measure_saved`. With
-    `save_dir`, each finished method is recorded there (`methods.json`, plus the dense snapshot the magnitude
-    baseline starts from), so a killed seed resumes at its first unfinished method.
+    `save_dir`, each finished method is recorded there in its own file (`method-NAME.json`; dense also leaves
+    the snapshot the magnitude baseline starts from), so a killed seed resumes at its unfinished methods and
+    several processes can run different methods of one seed at once (magnitude needs dense finished first).
     """
     device = torch.device(device)
-    methods = check_methods(cfg.methods)
+    methods = [m for m in check_methods(cfg.methods) if only is None or m in only]
     sample = test[0][:1]
     out = _load_progress(save_dir, seed)
-    if len(out) > 1:
-        log(f"  seed {seed}: resuming after {', '.join(k for k in out if k != 'seed')}")
+    if "magnitude" in methods and "magnitude" not in out and "dense" not in out and "dense" not in methods:
+        raise SparsenetsError(f"seed {seed}: the magnitude baseline starts from dense; run dense first")
+    if any(m in out for m in methods):
+        log(f"  seed {seed}: resuming after {', '.join(m for m in methods if m in out)}")
     steps_per_epoch = TensorBatches(*train, batch_size=cfg.batch_size, seed=seed).steps_per_epoch
 
     def finish(name: str, model: nn.Module, opt: ProxOptimizer | None, t0: float, extra: dict) -> nn.Module:
@@ -166,10 +171,11 @@ def run_seed(
         return small
 
     # dense (its state after `epochs` seeds the magnitude baseline)
+    snapshot = None
     if "dense" in out:
-        needed = "magnitude" in methods and "magnitude" not in out
-        snapshot = _load_snapshot(make_model, save_dir) if needed else None
-    else:
+        if "magnitude" in methods and "magnitude" not in out:
+            snapshot = _load_snapshot(make_model, save_dir)
+    elif "dense" in methods:
         t0 = time.perf_counter()
         seed_everything(seed)
         dense = make_model()
@@ -188,7 +194,7 @@ def run_seed(
         log(f"  seed {seed} dense: acc {out['dense']['accuracy']:.2f} ({out['dense']['seconds']:.0f}s)")
         if save_dir is not None:
             _save_snapshot(snapshot, save_dir)
-        _save_progress(save_dir, out)
+        _save_progress(save_dir, seed, "dense", out)
 
     # proximal methods
     for penalty in [m for m in ("wgsef", "group_lasso") if m in methods and m not in out]:
@@ -207,43 +213,50 @@ def run_seed(
         if penalty == "wgsef" and save_dir is not None:
             save_compact(model, save_dir / "wgsef-masked")
             save_compact(small, save_dir / "wgsef-compact")
-        _save_progress(save_dir, out)  # after the saved pair: a recorded wgsef always has it
+        _save_progress(save_dir, seed, penalty, out)  # after the saved pair: a recorded wgsef always has it
 
     if "magnitude" in methods and "magnitude" not in out:
         _magnitude(cfg, snapshot, sample, train, test, seed, device, finish)
-        _save_progress(save_dir, out)
+        _save_progress(save_dir, seed, "magnitude", out)
     if "tp_groupnorm" in methods and "tp_groupnorm" not in out:
         _tp_groupnorm(cfg, make_model, sample, train, seed, device, finish)
-        _save_progress(save_dir, out)
+        _save_progress(save_dir, seed, "tp_groupnorm", out)
     return out
 
 
-_PROGRESS = "methods.json"
+_LEGACY_PROGRESS = "methods.json"  # one file per seed, written before session 7: still read
 _SNAPSHOT = "dense-snapshot.safetensors"
+_DENSE_RECORD = "method-dense.json (methods.json in runs from before session 7)"
+
+
+def _progress_files(save_dir: Path) -> list[Path]:
+    legacy = save_dir / _LEGACY_PROGRESS
+    return ([legacy] if legacy.exists() else []) + sorted(save_dir.glob("method-*.json"))
 
 
 def _load_progress(save_dir: Path | None, seed: int) -> dict[str, Any]:
-    """The methods a killed run of this seed already finished ({"seed": seed} when none)."""
-    path = None if save_dir is None else save_dir / _PROGRESS
-    if path is None or not path.exists():
-        return {"seed": seed}
-    try:
-        out = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise SparsenetsError(
-            f"cannot read the progress file {path} ({err}); delete it to re-run seed {seed} from the start"
-        ) from None
-    if out.get("seed") != seed:
-        raise SparsenetsError(
-            f"{path} belongs to seed {out.get('seed')}, not {seed}; delete it or the folder"
-        )
+    """{"seed": seed, method: metrics} for the methods a run of this seed already finished."""
+    out: dict[str, Any] = {"seed": seed}
+    for path in [] if save_dir is None or not save_dir.exists() else _progress_files(save_dir):
+        try:
+            got = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise SparsenetsError(
+                f"cannot read the progress file {path} ({err}); delete it to re-run that part of seed {seed}"
+            ) from None
+        if not isinstance(got, dict) or got.get("seed") != seed:
+            found = got.get("seed") if isinstance(got, dict) else None
+            raise SparsenetsError(f"{path} belongs to seed {found}, not {seed}; delete it or the folder")
+        out.update({k: v for k, v in got.items() if k != "seed"})
     return out
 
 
-def _save_progress(save_dir: Path | None, out: dict[str, Any]) -> None:
+def _save_progress(save_dir: Path | None, seed: int, method: str, out: dict[str, Any]) -> None:
+    """Record one finished method in its own file (atomic), so parallel jobs of one seed never share a file."""
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(save_dir / _PROGRESS, json.dumps(out, indent=2, default=float).encode())
+        body = json.dumps({"seed": seed, method: out[method]}, indent=2, default=float)
+        atomic_write_bytes(save_dir / f"method-{method}.json", body.encode())
 
 
 def _save_snapshot(model: nn.Module, save_dir: Path) -> None:
@@ -257,14 +270,14 @@ def _load_snapshot(make_model: Callable[[], nn.Module], save_dir: Path | None) -
     path = None if save_dir is None else save_dir / _SNAPSHOT
     if path is None or not path.exists():
         raise SparsenetsError(
-            f"dense is recorded as finished but its snapshot {path} is missing; delete {_PROGRESS}"
+            f"dense is recorded as finished but its snapshot {path} is missing; delete {_DENSE_RECORD} to re-run it"
         )
     model = make_model()
     try:
         model.load_state_dict(load_file(str(path)))
     except Exception as err:  # a truncated file or another architecture: either way, re-run dense
         raise SparsenetsError(
-            f"cannot load the dense snapshot {path} ({err}); delete it and {_PROGRESS}"
+            f"cannot load the dense snapshot {path} ({err}); delete it and {_DENSE_RECORD}"
         ) from None
     return model
 
@@ -506,12 +519,14 @@ def plot_and_report(
     return "\n".join(lines)
 
 
-def _seed_job(args: tuple[Any, Callable[[], nn.Module], str, int, str, Path]) -> dict[str, Any]:
-    """Process-pool entry: load the data and run every method for one seed."""
-    cfg, make_model, dataset, seed, device, save_dir = args
+def _seed_job(
+    args: tuple[Any, Callable[[], nn.Module], str, int, str, Path, tuple[str, ...]],
+) -> dict[str, Any]:
+    """Process-pool entry: load the data and run some methods (`only`) of one seed."""
+    cfg, make_model, dataset, seed, device, save_dir, only = args
     torch.set_num_threads(cfg.threads)
     train, test = _load(dataset, cfg)
-    return run_seed(cfg, make_model, train, test, seed, _print, device, save_dir)
+    return run_seed(cfg, make_model, train, test, seed, _print, device, save_dir, only)
 
 
 def measure_saved(save_dir: Path, sample: torch.Tensor, repeat: int) -> dict[str, float]:
@@ -567,8 +582,10 @@ def run_study(
 ) -> dict[str, Any]:
     """One WGSEF study: every method for each seed on `dataset`, then tables, figures and the claims table.
 
-    Seeds already in the run folder's per_seed.json are reused (a killed run resumes at the next seed); with
-    `cfg.workers` > 1 the missing seeds run in parallel processes (`make_model` must then be picklable).
+    Seeds already in the run folder's per_seed.json are reused, and so are the methods a killed run recorded
+    for the others (`seed-N/method-NAME.json`). Every (seed, method) pair is one job, magnitude after the rest
+    (it starts from dense); with `cfg.workers` > 1 the jobs run in parallel processes (`make_model` must then be
+    picklable) — on a GPU, where each method's steps are launch-bound, that keeps the device busy.
 
     Returns:
         The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
@@ -578,10 +595,18 @@ def run_study(
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     done = _finished_seeds(ctx.dir / "per_seed.json")
     todo = [s for s in seeds if s not in done]
-    jobs = [(cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}") for s in todo]
-    for i, result in pool_map(_seed_job, jobs, cfg.workers):
-        done[todo[i]] = result
-        ctx.save_json("per_seed.json", [done[s] for s in seeds if s in done])  # progress survives a kill
+    methods = check_methods(cfg.methods)
+    for phase in ([m for m in methods if m != "magnitude"], [m for m in methods if m == "magnitude"]):
+        jobs = [
+            (cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}", (m,))
+            for s in todo
+            for m in phase
+        ]
+        for _ in pool_map(_seed_job, jobs, cfg.workers):
+            pass  # each job records its method in its seed folder
+    for s in todo:
+        done[s] = _load_progress(ctx.dir / f"seed-{s}", s)
+        ctx.save_json("per_seed.json", [done[t] for t in seeds if t in done])
     # latency after all training, one model at a time, so parallel seeds do not load the timed core
     unmeasured = [s for s in seeds if "measure" not in done[s]]
     if unmeasured:

@@ -38,7 +38,7 @@ class Config:
     latency_repeat: int = 30
     methods: tuple[str, ...] = METHODS  # dense and wgsef always; drop baselines for a λ sweep
     threads: int = 1
-    workers: int = 1  # seeds run in parallel processes (each on the GPU when present)
+    workers: int = 1  # (seed, method) jobs run in parallel processes (each on the GPU when present)
 
 
 @experiment(
