@@ -132,3 +132,53 @@ def test_wgsef_dense_snapshot_that_is_corrupt_gets_one_clear_error(tmp_path) -> 
     (tmp_path / "dense-snapshot.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(SparsenetsError, match="cannot load the dense snapshot"):
         _load_snapshot(LeNet5, tmp_path)
+
+
+def test_wgsef_method_killed_mid_training_resumes_from_its_last_epoch(tmp_path, monkeypatch) -> None:
+    """Each training phase checkpoints every epoch: a kill in WGSEF's third epoch keeps the checkpoint of
+    epoch 2, the re-run continues from it, and every method ends as in an uninterrupted run; recorded methods
+    leave no checkpoints behind."""
+    from sparsenets.optim import ProxOptimizer
+
+    sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1", "epochs=3"]
+    full = json.loads(
+        (
+            runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "a", sets=sets)[0] / "per_seed.json"
+        ).read_text()
+    )[0]
+    real_step, calls = ProxOptimizer.step, []
+
+    def step(self, closure=None):  # WGSEF is the first method with proximal steps (2 per epoch here)
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_step(self, closure)
+
+    out = tmp_path / "b"
+    monkeypatch.setattr(ProxOptimizer, "step", step)
+    with pytest.raises(KeyboardInterrupt):
+        runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
+    monkeypatch.undo()
+    seed_dir = out / "seed-0"
+    assert [p.name for p in seed_dir.glob("method-*.json")] == ["method-dense.json"]
+    assert sorted(p.name for p in (seed_dir / "train-wgsef-train" / "checkpoints").glob("*.json"))[
+        -1
+    ].startswith("ckpt-000000004")
+    counted: list[int] = []
+
+    def counting(self, closure=None):
+        counted.append(1)
+        return real_step(self, closure)
+
+    monkeypatch.setattr(ProxOptimizer, "step", counting)
+    again = json.loads(
+        (runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)[0] / "per_seed.json").read_text()
+    )[0]
+    monkeypatch.undo()
+    # proximal steps of an uninterrupted run: WGSEF 6 + 2, group lasso 6 + 2, TP fine-tune 2, magnitude 2;
+    # the resumed WGSEF skips the 4 steps its checkpoint holds
+    assert len(counted) == 20 - 4
+    for method in ("dense", "wgsef", "group_lasso", "magnitude", "tp_groupnorm"):
+        assert again[method]["accuracy"] == full[method]["accuracy"], method
+    assert again["wgsef"]["kept_before_select"] == full["wgsef"]["kept_before_select"]
+    assert not list(seed_dir.glob("train-*/checkpoints"))

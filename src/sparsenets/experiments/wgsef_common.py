@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -68,7 +69,10 @@ def _fit(
     seed: int,
     device: torch.device,
     callbacks: tuple = (),
+    run_dir: Path | None = None,
 ) -> None:
+    """Train for `epochs`; with `run_dir`, checkpoint every epoch there and resume from it (a killed method
+    restarts at its last epoch, not from scratch)."""
     batches = TensorBatches(*data, batch_size=cfg.batch_size, seed=seed)
     steps = max(1, epochs * batches.steps_per_epoch)
 
@@ -85,7 +89,21 @@ def _fit(
         device=device,
         progress=False,
         log_every=10**9,
+        run_dir=run_dir,
+        checkpoint_every=batches.steps_per_epoch if run_dir is not None else 0,
     ).fit()
+
+
+def _train_dir(save_dir: Path | None, method: str, phase: str) -> Path | None:
+    """Where one training phase of a method checkpoints (None: no save_dir, no checkpoints)."""
+    return None if save_dir is None else save_dir / f"train-{method}-{phase}"
+
+
+def _drop_checkpoints(save_dir: Path | None, method: str) -> None:
+    """A recorded method needs its training checkpoints no more (full-width VGG: ~120 MB each)."""
+    if save_dir is not None:
+        for ckpt in save_dir.glob(f"train-{method}-*/checkpoints"):
+            shutil.rmtree(ckpt, ignore_errors=True)
 
 
 def _sgd(model: nn.Module, lr: float, wd: float = 0.0) -> torch.optim.SGD:
@@ -149,7 +167,17 @@ def run_seed(
             opt.hold_mask(_sgd(model, cfg.finetune_lr, cfg.weight_decay))
             extra["accuracy_after_select"] = _accuracy(model, test)
             extra["k"] = [b.k for b in opt.blocks]
-            _fit(model, opt, train, cfg, cfg.finetune_epochs, seed + 1, device)
+            _fit(
+                model,
+                opt,
+                train,
+                cfg,
+                cfg.finetune_epochs,
+                seed + 1,
+                device,
+                (),
+                _train_dir(save_dir, name, "tune"),
+            )
             extra["kept"] = opt.kept()
         model.cpu()  # compaction and latency are CPU measurements
         small = compact(model.eval(), sample)
@@ -179,10 +207,30 @@ def run_seed(
         t0 = time.perf_counter()
         seed_everything(seed)
         dense = make_model()
-        _fit(dense, _sgd(dense, cfg.lr, cfg.weight_decay), train, cfg, cfg.epochs, seed, device)
+        _fit(
+            dense,
+            _sgd(dense, cfg.lr, cfg.weight_decay),
+            train,
+            cfg,
+            cfg.epochs,
+            seed,
+            device,
+            (),
+            _train_dir(save_dir, "dense", "train"),
+        )
         snapshot = copy.deepcopy(dense)
         opt = _sgd(dense, cfg.finetune_lr, cfg.weight_decay)
-        _fit(dense, opt, train, cfg, cfg.finetune_epochs, seed + 1, device)
+        _fit(
+            dense,
+            opt,
+            train,
+            cfg,
+            cfg.finetune_epochs,
+            seed + 1,
+            device,
+            (),
+            _train_dir(save_dir, "dense", "tune"),
+        )
         acc = _accuracy(dense, test)
         dense.cpu()
         out["dense"] = {
@@ -195,6 +243,7 @@ def run_seed(
         if save_dir is not None:
             _save_snapshot(snapshot, save_dir)
         _save_progress(save_dir, seed, "dense", out)
+        _drop_checkpoints(save_dir, "dense")
 
     # proximal methods
     for penalty in [m for m in ("wgsef", "group_lasso") if m in methods and m not in out]:
@@ -208,19 +257,22 @@ def run_seed(
             select=topk_multipliers,
             warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
         )
-        _fit(model, opt, train, cfg, cfg.epochs, seed, device)
+        _fit(model, opt, train, cfg, cfg.epochs, seed, device, (), _train_dir(save_dir, penalty, "train"))
         small = finish(penalty, model, opt, t0, {})
         if penalty == "wgsef" and save_dir is not None:
             save_compact(model, save_dir / "wgsef-masked")
             save_compact(small, save_dir / "wgsef-compact")
         _save_progress(save_dir, seed, penalty, out)  # after the saved pair: a recorded wgsef always has it
+        _drop_checkpoints(save_dir, penalty)
 
     if "magnitude" in methods and "magnitude" not in out:
-        _magnitude(cfg, snapshot, sample, train, test, seed, device, finish)
+        _magnitude(cfg, snapshot, sample, train, test, seed, device, finish, save_dir)
         _save_progress(save_dir, seed, "magnitude", out)
+        _drop_checkpoints(save_dir, "magnitude")
     if "tp_groupnorm" in methods and "tp_groupnorm" not in out:
-        _tp_groupnorm(cfg, make_model, sample, train, seed, device, finish)
+        _tp_groupnorm(cfg, make_model, sample, train, seed, device, finish, save_dir)
         _save_progress(save_dir, seed, "tp_groupnorm", out)
+        _drop_checkpoints(save_dir, "tp_groupnorm")
     return out
 
 
@@ -291,6 +343,7 @@ def _magnitude(
     seed: int,
     device: torch.device,
     finish: Callable[..., nn.Module],
+    save_dir: Path | None = None,
 ) -> None:
     """Magnitude pruning of the dense snapshot (top-k coupled groups by norm), then the common fine-tune."""
     t0 = time.perf_counter()
@@ -302,7 +355,17 @@ def _magnitude(
     extra = {"accuracy_before_select": _accuracy(snapshot, test)}
     opt.hold_mask()
     extra["accuracy_after_select"] = _accuracy(snapshot, test)
-    _fit(snapshot, opt, train, cfg, cfg.finetune_epochs, seed + 1, device)
+    _fit(
+        snapshot,
+        opt,
+        train,
+        cfg,
+        cfg.finetune_epochs,
+        seed + 1,
+        device,
+        (),
+        _train_dir(save_dir, "magnitude", "tune"),
+    )
     extra["kept"] = opt.kept()
     finish("magnitude", snapshot, None, t0, extra)
 
@@ -315,6 +378,7 @@ def _tp_groupnorm(
     seed: int,
     device: torch.device,
     finish: Callable[..., nn.Module],
+    save_dir: Path | None = None,
 ) -> None:
     """Torch-Pruning's GroupNorm sparse training, then the same top-k and fine-tune."""
     t0 = time.perf_counter()
@@ -337,6 +401,7 @@ def _tp_groupnorm(
         seed,
         device,
         callbacks=(_Regularize(pruner),),
+        run_dir=_train_dir(save_dir, "tp_groupnorm", "train"),
     )
     opt = ProxOptimizer(
         _sgd(model, cfg.lr, cfg.weight_decay),
