@@ -153,30 +153,38 @@ class ProxOptimizer:
         ramp = self.ramp()
         norms, names = [], []
         for stage in self.stages:  # stages in order: each sees the previous stages' result
-            todo = []
-            for b in stage:
-                tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
-                if tau > 0 and b.prox is not None:
-                    todo.append((b, tau, b.layout.norms()))
-            for fn in dict.fromkeys(b.prox for b, _, _ in todo):  # one solve per distinct prox in the stage
-                part = [(b, tau, r) for b, tau, r in todo if b.prox is fn]
-                batched = getattr(fn, "batched", None)
-                if batched is not None and len(part) > 1:
-                    cs = batched(
-                        [r for _, _, r in part],
-                        [b.k for b, _, _ in part],
-                        [tau for _, tau, _ in part],
-                        [b.weights_on(r.device) for b, _, r in part],
-                    )
-                else:
-                    cs = [b.multipliers(tau, r) for b, tau, r in part]
-                for (b, _, r), c in zip(part, cs):
-                    b.layout.scale_(c)
-                    norms.append(r)
-                    names.append(b.layout.name)
+            for b, r in self._prox_stage(stage, ramp):
+                norms.append(r)
+                names.append(b.layout.name)
         if norms:  # one finiteness check (one GPU sync) for all blocks; small proxes never sync
             _check_finite(norms, names)
         return loss
+
+    def _prox_stage(self, stage: list[ProxBlock], ramp: float) -> list[tuple[ProxBlock, torch.Tensor]]:
+        """Apply the prox of every penalized block of one stage (no two share a parameter), one solve per distinct
+        prox function when it has a `batched` form; returns (block, its (m,) group norms before the prox)."""
+        todo = []
+        for b in stage:
+            tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
+            if tau > 0 and b.prox is not None:
+                todo.append((b, tau, b.layout.norms()))
+        done = []
+        for fn in dict.fromkeys(b.prox for b, _, _ in todo):
+            part = [(b, tau, r) for b, tau, r in todo if b.prox is fn]
+            batched = getattr(fn, "batched", None)
+            if batched is not None and len(part) > 1:
+                cs = batched(
+                    [r for _, _, r in part],
+                    [b.k for b, _, _ in part],
+                    [tau for _, tau, _ in part],
+                    [b.weights_on(r.device) for b, _, r in part],
+                )
+            else:
+                cs = [b.multipliers(tau, r) for b, tau, r in part]
+            for (b, _, r), c in zip(part, cs):
+                b.layout.scale_(c)
+                done.append((b, r))
+        return done
 
     @torch.no_grad()
     def finalize(self) -> list[torch.Tensor]:
