@@ -229,7 +229,12 @@ class ProxOptimizer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.steps_done = int(state["steps_done"])
-        self.frozen = None if state["frozen"] is None else [torch.as_tensor(f) for f in state["frozen"]]
+        frozen = state["frozen"]  # masks go where their block's parameters are: no copy per step after resume
+        self.frozen = (
+            None
+            if frozen is None
+            else [torch.as_tensor(f).to(b.layout.params[0].device) for f, b in zip(frozen, self.blocks)]
+        )
 
 
 def _stages(blocks: Sequence[ProxBlock]) -> list[list[ProxBlock]]:
