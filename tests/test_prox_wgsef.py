@@ -17,6 +17,7 @@ from sparsenets.prox import (
     root_bisect,
     root_select,
     root_sweep,
+    root_sweep_batched,
     root_sweep_tensor,
     wgsef_multipliers,
     wgsef_multipliers_batched,
@@ -453,3 +454,17 @@ def test_group_lasso_batched_equals_one_block_at_a_time() -> None:
         got = fn.batched(rs, [1, 1, 1], taus, ws)
         for r, t, w, c in zip(rs, taus, ws, got):
             assert torch.equal(c, fn(r, 1, t, w))
+
+
+def test_batched_multipliers_reject_bad_input() -> None:
+    r = torch.rand(5, dtype=torch.float64)
+    with pytest.raises(SparsenetsError, match="one k, tau and weight entry per block"):
+        wgsef_multipliers_batched([r, r], [2], [0.1, 0.1])
+    with pytest.raises(SparsenetsError, match="one k, tau and weight entry per block"):
+        wgsef_multipliers_batched([], [], [])
+    with pytest.raises(SparsenetsError, match="tau"):
+        wgsef_multipliers_batched([r, r], [2, 2], [0.1, float("nan")])
+    with pytest.raises(SparsenetsError, match="k must be"):
+        wgsef_multipliers_batched([r, r], [2, 6], [0.1, 0.1])
+    with pytest.raises(SparsenetsError, match="needs a"):
+        root_sweep_batched(r, 0.1, torch.ones(1, dtype=torch.float64))

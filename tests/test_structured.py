@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from sparsenets.compact import compact, load_compact, measure, memory_format_of, save_compact
+from sparsenets.compact import (
+    compact,
+    fastest_memory_format,
+    load_compact,
+    measure,
+    memory_format_of,
+    save_compact,
+)
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout, Member, coupled_layouts
 from sparsenets.models.cnn import VGG16BN, LeNet5
@@ -372,3 +379,5 @@ def test_compact_in_another_memory_layout_keeps_outputs_and_survives_save_load(f
         torch.testing.assert_close(again(x), small(x))
     with pytest.raises(SparsenetsError, match="memory_format must be"):
         compact(model, sample, memory_format="nhwc")
+    with pytest.raises(SparsenetsError, match="batch and repeat must be >= 1"):
+        fastest_memory_format(small, sample, batch=0)

@@ -90,6 +90,8 @@ def fastest_memory_format(
 ) -> str:
     """The faster layout for `model` ("contiguous" or "channels_last"), timed interleaved on copies at `batch`
     copies of example_inputs[:1] (N, C, H, W) on the model's device; non-4-D inputs: "contiguous"."""
+    if batch < 1 or repeat < 1:
+        raise SparsenetsError(f"batch and repeat must be >= 1; got batch={batch}, repeat={repeat}")
     if example_inputs.dim() != 4:
         return "contiguous"
     device = next(model.parameters()).device

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from sparsenets.errors import SparsenetsError
 from sparsenets.prox.classify import classify_shift, classify_unit
 from sparsenets.prox.select import kth_smallest
 
@@ -94,6 +95,10 @@ def root_sweep_batched(a: torch.Tensor, t: Shift, k: torch.Tensor) -> tuple[torc
     Returns:
         (η, found): (B,) float64 and (B,) bool, as in `root_sweep_tensor` per row.
     """
+    if a.dim() != 2 or k.shape != (a.shape[0],):
+        raise SparsenetsError(
+            f"root_sweep_batched needs a (B, M) and k (B,); got {tuple(a.shape)} and {tuple(k.shape)}"
+        )
     bsz, m = a.shape
     tv = t.to(a.dtype).expand(bsz, m) if isinstance(t, torch.Tensor) else float(t)
     live = a > 0

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from sparsenets.errors import SparsenetsError
 from sparsenets.prox.checks import check_finite_norms, check_k, check_tau, check_weights
 from sparsenets.prox.layout import check_out, group_norms, resolve_layout, scale_groups
 from sparsenets.prox.roots import root_select, root_sweep_batched, root_sweep_tensor
@@ -92,6 +93,12 @@ def wgsef_multipliers_batched(
         B float64 tensors (m_b,): the multipliers of each block, as `wgsef_multipliers` gives them.
     """
     weights = list(weights) if weights is not None else [None] * len(rs)
+    if not rs or not len(rs) == len(ks) == len(taus) == len(weights):
+        raise SparsenetsError(
+            f"need one k, tau and weight entry per block; got {len(rs)} blocks, {len(ks)} k, {len(taus)} tau, "
+            f"{len(weights)} weights"
+        )
+    taus = [check_tau(t) for t in taus]
     ms = tuple(int(r.numel()) for r in rs)
     if max(ms) > _SWEEP_MAX or min(taus) <= 0:
         return [wgsef_multipliers(r, k, tau, w, checked=True) for r, k, tau, w in zip(rs, ks, taus, weights)]
