@@ -40,16 +40,10 @@ class Member:
     _routes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _routes_of: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
-    def on_device(self) -> torch.Tensor:
-        """`ids` on the parameter's device (moved once, after the model itself was moved)."""
-        if self.ids.device != self.param.device:
-            self.ids = self.ids.to(self.param.device)
-        return self.ids
-
     def route(self, m: int, device: torch.device) -> torch.Tensor | None:
         """(n_axis,) group of each position on `device`, positions in no group sent to the spare slot m;
         None when position i is simply group i of m (then no gather or scatter is needed)."""
-        if self._routes_of is not self.ids:  # ids were replaced (merge, move): rebuild
+        if self._routes_of is not self.ids:  # ids were replaced (a residual merge): rebuild
             self._routes, self._routes_of = {}, self.ids
         key = (str(device), m)
         if key not in self._routes:
