@@ -65,16 +65,20 @@ def _fit(
     opt: Any,
     data: tuple[torch.Tensor, torch.Tensor],
     cfg: Any,
-    epochs: int,
     seed: int,
     device: torch.device,
+    save_dir: Path | None,
+    method: str,
+    phase: str,
     callbacks: tuple = (),
-    run_dir: Path | None = None,
 ) -> None:
-    """Train for `epochs`; with `run_dir`, checkpoint every epoch there and resume from it (a killed method
-    restarts at its last epoch, not from scratch)."""
-    batches = TensorBatches(*data, batch_size=cfg.batch_size, seed=seed)
+    """One training phase of a method: "train" (`cfg.epochs`, batches drawn with `seed`) or "tune" (the
+    fine-tune, `cfg.finetune_epochs`, with seed + 1). With `save_dir`, checkpoint every epoch in
+    `save_dir/train-METHOD-PHASE` and resume from it (a killed method restarts at its last epoch)."""
+    epochs = cfg.epochs if phase == "train" else cfg.finetune_epochs
+    batches = TensorBatches(*data, batch_size=cfg.batch_size, seed=seed if phase == "train" else seed + 1)
     steps = max(1, epochs * batches.steps_per_epoch)
+    run_dir = _train_dir(save_dir, method, phase)
 
     def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(m(batch[0]), batch[1])
@@ -167,17 +171,7 @@ def run_seed(
             opt.hold_mask(_sgd(model, cfg.finetune_lr, cfg.weight_decay))
             extra["accuracy_after_select"] = _accuracy(model, test)
             extra["k"] = [b.k for b in opt.blocks]
-            _fit(
-                model,
-                opt,
-                train,
-                cfg,
-                cfg.finetune_epochs,
-                seed + 1,
-                device,
-                (),
-                _train_dir(save_dir, name, "tune"),
-            )
+            _fit(model, opt, train, cfg, seed, device, save_dir, name, "tune")
             extra["kept"] = opt.kept()
         model.cpu()  # compaction and latency are CPU measurements
         small = compact(model.eval(), sample)
@@ -208,29 +202,11 @@ def run_seed(
         seed_everything(seed)
         dense = make_model()
         _fit(
-            dense,
-            _sgd(dense, cfg.lr, cfg.weight_decay),
-            train,
-            cfg,
-            cfg.epochs,
-            seed,
-            device,
-            (),
-            _train_dir(save_dir, "dense", "train"),
+            dense, _sgd(dense, cfg.lr, cfg.weight_decay), train, cfg, seed, device, save_dir, "dense", "train"
         )
         snapshot = copy.deepcopy(dense)
         opt = _sgd(dense, cfg.finetune_lr, cfg.weight_decay)
-        _fit(
-            dense,
-            opt,
-            train,
-            cfg,
-            cfg.finetune_epochs,
-            seed + 1,
-            device,
-            (),
-            _train_dir(save_dir, "dense", "tune"),
-        )
+        _fit(dense, opt, train, cfg, seed, device, save_dir, "dense", "tune")
         acc = _accuracy(dense, test)
         dense.cpu()
         out["dense"] = {
@@ -257,7 +233,7 @@ def run_seed(
             select=topk_multipliers,
             warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
         )
-        _fit(model, opt, train, cfg, cfg.epochs, seed, device, (), _train_dir(save_dir, penalty, "train"))
+        _fit(model, opt, train, cfg, seed, device, save_dir, penalty, "train")
         small = finish(penalty, model, opt, t0, {})
         if penalty == "wgsef" and save_dir is not None:
             save_compact(model, save_dir / "wgsef-masked")
@@ -355,17 +331,7 @@ def _magnitude(
     extra = {"accuracy_before_select": _accuracy(snapshot, test)}
     opt.hold_mask()
     extra["accuracy_after_select"] = _accuracy(snapshot, test)
-    _fit(
-        snapshot,
-        opt,
-        train,
-        cfg,
-        cfg.finetune_epochs,
-        seed + 1,
-        device,
-        (),
-        _train_dir(save_dir, "magnitude", "tune"),
-    )
+    _fit(snapshot, opt, train, cfg, seed, device, save_dir, "magnitude", "tune")
     extra["kept"] = opt.kept()
     finish("magnitude", snapshot, None, t0, extra)
 
@@ -392,17 +358,8 @@ def _tp_groupnorm(
         reg=cfg.tp_reg,
         ignored_layers=[last],
     )
-    _fit(
-        model,
-        _sgd(model, cfg.lr, cfg.weight_decay),
-        train,
-        cfg,
-        cfg.epochs,
-        seed,
-        device,
-        callbacks=(_Regularize(pruner),),
-        run_dir=_train_dir(save_dir, "tp_groupnorm", "train"),
-    )
+    opt = _sgd(model, cfg.lr, cfg.weight_decay)
+    _fit(model, opt, train, cfg, seed, device, save_dir, "tp_groupnorm", "train", (_Regularize(pruner),))
     opt = ProxOptimizer(
         _sgd(model, cfg.lr, cfg.weight_decay),
         _blocks(model, sample, cfg.keep, 0.0, "none"),
