@@ -31,8 +31,10 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 SWEEP_MAX = wgsef_module._SWEEP_MAX
 
 
-def step_time(variant: str, width: float, device: torch.device, steps: int) -> float:
-    """Median seconds of one training step of `variant` ("sgd", "sweep" or "select")."""
+def step_time(variant: str, width: float, device: torch.device, steps: int) -> tuple[float, int]:
+    """Median seconds of one training step of `variant` ("sgd", "sweep" or "select"), and the number of aten
+    operator calls in one `opt.step()` (counted by the profiler after the timed steps; a proxy for kernel
+    launches on a GPU)."""
     torch.manual_seed(0)
     model = VGG16BN(width=width).to(device)
     x = torch.randn(128, 1, 28, 28, device=device)
@@ -53,8 +55,13 @@ def step_time(variant: str, width: float, device: torch.device, steps: int) -> f
         sync()
         if i >= 3:
             times.append(time.perf_counter() - t0)
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    ops = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
     wgsef_module._SWEEP_MAX = SWEEP_MAX
-    return statistics.median(times)
+    return statistics.median(times), ops
 
 
 def main() -> None:
@@ -71,11 +78,13 @@ def main() -> None:
         rows = []
         for width in args.widths:
             got: dict[str, list[float]] = {"sgd": [], "sweep": [], "select": []}
+            ops: dict[str, int] = {}
             for _ in range(args.rounds):  # interleaved so background load hits every variant alike
                 for variant in got:
-                    got[variant].append(step_time(variant, width, device, args.steps))
+                    seconds, ops[variant] = step_time(variant, width, device, args.steps)
+                    got[variant].append(seconds)
             med = {v: statistics.median(t) for v, t in got.items()}
-            rows.append({"device": device.type, "width": width, **med})
+            rows.append({"device": device.type, "width": width, **med, "ops": ops})
             print(
                 f"{device.type} width {width}: SGD {1e3 * med['sgd']:.1f} ms, +prox sweep "
                 f"{1e3 * med['sweep']:.1f} ms, +prox root_select {1e3 * med['select']:.1f} ms",
@@ -93,13 +102,16 @@ def write_table(rows: list[dict], device: torch.device, args: argparse.Namespace
         f"Written by `benchmarks/bench_prox_step.py` (median step time over {args.steps} steps, median of "
         f"{args.rounds} interleaved rounds; {where}).",
         "",
-        "| device | width | SGD step ms | + prox (sweep) ms | overhead | + prox (root_select) ms | overhead |",
-        "|---|---|---|---|---|---|---|",
+        "| device | width | SGD step ms | + prox (sweep) ms | overhead | + prox (root_select) ms | overhead "
+        "| aten calls in opt.step (SGD / sweep / root_select) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        o = r["ops"]
         lines.append(
             f"| {r['device']} | {r['width']:g} | {1e3 * r['sgd']:.2f} | {1e3 * r['sweep']:.2f} "
-            f"| {r['sweep'] / r['sgd']:.2f}× | {1e3 * r['select']:.2f} | {r['select'] / r['sgd']:.2f}× |"
+            f"| {r['sweep'] / r['sgd']:.2f}× | {1e3 * r['select']:.2f} | {r['select'] / r['sgd']:.2f}× "
+            f"| {o['sgd']} / {o['sweep']} / {o['select']} |"
         )
     DOCS.mkdir(parents=True, exist_ok=True)
     name = "prox-step.md" if device.type == "cpu" else f"prox-step-{device.type}.md"

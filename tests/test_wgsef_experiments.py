@@ -12,6 +12,20 @@ from sparsenets.compact import count_params, load_compact
 from sparsenets.errors import ConfigError
 
 
+def _first_seed(out, sets: list[str]) -> dict:
+    """per_seed.json's first row after a quick LeNet study into `out`."""
+    run_dir, _ = runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
+    return json.loads((run_dir / "per_seed.json").read_text())[0]
+
+
+def _run_killed(out, sets: list[str], monkeypatch, owner: object, name: str, replacement) -> None:
+    """A quick LeNet study into `out` with `owner.name` patched to raise KeyboardInterrupt somewhere."""
+    monkeypatch.setattr(owner, name, replacement)
+    with pytest.raises(KeyboardInterrupt):
+        runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
+    monkeypatch.undo()
+
+
 def test_wgsef_lenet_quick_run_ends_exact_k_and_compacts(tmp_path) -> None:
     run_dir, _ = runs.execute("wgsef-lenet5-mnist", quick=True, root=tmp_path)
     per_seed = json.loads((run_dir / "per_seed.json").read_text())
@@ -65,20 +79,13 @@ def test_wgsef_seed_killed_mid_way_resumes_at_its_unfinished_methods(tmp_path, m
     from sparsenets.experiments import wgsef_common
 
     sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1"]
-    full = json.loads(
-        (
-            runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "a", sets=sets)[0] / "per_seed.json"
-        ).read_text()
-    )[0]
+    full = _first_seed(tmp_path / "a", sets)
 
     def killed(*args, **kwargs) -> None:
         raise KeyboardInterrupt
 
     out = tmp_path / "b"
-    monkeypatch.setattr(wgsef_common, "_magnitude", killed)
-    with pytest.raises(KeyboardInterrupt):
-        runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
-    monkeypatch.undo()
+    _run_killed(out, sets, monkeypatch, wgsef_common, "_magnitude", killed)
     seed_dir = out / "seed-0"
     recorded = sorted(p.name for p in seed_dir.glob("method-*.json"))
     assert recorded == [f"method-{m}.json" for m in ("dense", "group_lasso", "tp_groupnorm", "wgsef")]
@@ -88,9 +95,7 @@ def test_wgsef_seed_killed_mid_way_resumes_at_its_unfinished_methods(tmp_path, m
         rec = json.loads((seed_dir / f"method-{method}.json").read_text())
         rec[method]["accuracy"] = 123.0
         (seed_dir / f"method-{method}.json").write_text(json.dumps(rec))
-    again = json.loads(
-        (runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)[0] / "per_seed.json").read_text()
-    )[0]
+    again = _first_seed(out, sets)
     assert again["wgsef"]["accuracy"] == again["tp_groupnorm"]["accuracy"] == 123.0
     for method in ("dense", "group_lasso", "magnitude"):
         assert again[method]["accuracy"] == full[method]["accuracy"]
@@ -141,11 +146,7 @@ def test_wgsef_method_killed_mid_training_resumes_from_its_last_epoch(tmp_path, 
     from sparsenets.optim import ProxOptimizer
 
     sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1", "epochs=3"]
-    full = json.loads(
-        (
-            runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "a", sets=sets)[0] / "per_seed.json"
-        ).read_text()
-    )[0]
+    full = _first_seed(tmp_path / "a", sets)
     real_step, calls = ProxOptimizer.step, []
 
     def step(self, closure=None):  # WGSEF is the first method with proximal steps (2 per epoch here)
@@ -155,10 +156,7 @@ def test_wgsef_method_killed_mid_training_resumes_from_its_last_epoch(tmp_path, 
         return real_step(self, closure)
 
     out = tmp_path / "b"
-    monkeypatch.setattr(ProxOptimizer, "step", step)
-    with pytest.raises(KeyboardInterrupt):
-        runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
-    monkeypatch.undo()
+    _run_killed(out, sets, monkeypatch, ProxOptimizer, "step", step)
     seed_dir = out / "seed-0"
     assert [p.name for p in seed_dir.glob("method-*.json")] == ["method-dense.json"]
     assert sorted(p.name for p in (seed_dir / "train-wgsef-train" / "checkpoints").glob("*.json"))[
@@ -171,9 +169,7 @@ def test_wgsef_method_killed_mid_training_resumes_from_its_last_epoch(tmp_path, 
         return real_step(self, closure)
 
     monkeypatch.setattr(ProxOptimizer, "step", counting)
-    again = json.loads(
-        (runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)[0] / "per_seed.json").read_text()
-    )[0]
+    again = _first_seed(out, sets)
     monkeypatch.undo()
     # proximal steps of an uninterrupted run: WGSEF 6 + 2, group lasso 6 + 2, TP fine-tune 2, magnitude 2;
     # the resumed WGSEF skips the 4 steps its checkpoint holds

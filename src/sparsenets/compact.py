@@ -96,12 +96,19 @@ def fastest_memory_format(
         return "contiguous"
     device = next(model.parameters()).device
     x = example_inputs[:1].expand(batch, *example_inputs.shape[1:]).contiguous().to(device)
-    copies = {f: copy.deepcopy(model).to(memory_format=_FORMATS[f]) for f in _FORMATS}
-    times: dict[str, list[float]] = {f: [] for f in _FORMATS}
-    for _ in range(3):  # interleaved so background load hits both alike
-        for f, m in copies.items():
-            times[f].append(latency(m, x, repeat=max(1, repeat // 3), warmup=1))
-    return min(times, key=lambda f: statistics.median(times[f]))
+    formats = list(_FORMATS)
+    copies = [(copy.deepcopy(model).to(memory_format=_FORMATS[f]), x) for f in formats]
+    times = _interleaved_latency(copies, repeat)
+    return formats[times.index(min(times))]
+
+
+def _interleaved_latency(runs: Sequence[tuple[nn.Module, torch.Tensor]], repeat: int) -> list[float]:
+    """Median seconds per (model, input), timed in 3 interleaved rounds so background load hits each alike."""
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(3):
+        for i, (m, x) in enumerate(runs):
+            times[i].append(latency(m, x, repeat=max(1, repeat // 3)))
+    return [statistics.median(t) for t in times]
 
 
 def count_params(model: nn.Module) -> int:
@@ -177,12 +184,9 @@ def measure(
     for b in batches:
         x = sample.expand(b, *sample.shape[1:]).contiguous()
         xs = {"latency_": x, "latency_cl_": x.contiguous(memory_format=torch.channels_last)}
-        times: list[list[float]] = [[] for _ in variants]
-        for _ in range(3):  # interleave so background load hits every variant alike
-            for i, (prefix, _, m) in enumerate(variants):
-                times[i].append(latency(m, xs[prefix], repeat=max(1, repeat // 3)))
+        times = _interleaved_latency([(m, xs[prefix]) for prefix, _, m in variants], repeat)
         for (prefix, role, _), t in zip(variants, times):
-            out[f"{prefix}b{b}_{role}"] = statistics.median(t)
+            out[f"{prefix}b{b}_{role}"] = t
         for tag in tags:
             out[f"speedup_{tag}b{b}"] = out[f"latency_{tag}b{b}_dense"] / out[f"latency_{tag}b{b}_compact"]
         if len(tags) > 1:
