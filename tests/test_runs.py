@@ -99,3 +99,26 @@ def test_pool_map_yields_every_index_once_with_its_result(workers: int) -> None:
     args = [4.0, 9.0, 16.0]
     got = dict(runs.pool_map(math.sqrt, args, workers))
     assert got == {0: 2.0, 1: 3.0, 2: 4.0}
+
+
+def _timed_sleep(seconds: float) -> tuple[float, float]:
+    """A pool job that reports when it ran (module level, so spawned workers can import it)."""
+    import time
+
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def test_pool_map_starts_a_dependent_job_when_its_dependency_ends_not_after_the_whole_phase() -> None:
+    # job 2 needs job 1 only: it must start after job 1 ends and finish long before the slow job 0 does
+    got = dict(runs.pool_map(_timed_sleep, [6.0, 0.2, 0.2], workers=2, after=[[], [], [1]]))
+    (_, end0), (_, end1), (start2, end2) = got[0], got[1], got[2]
+    assert start2 >= end1
+    assert end2 < end0 - 2.0
+
+
+@pytest.mark.parametrize("after", [[[], [1]], [[], []] * 2, [[], [-1]]])
+def test_pool_map_rejects_dependencies_on_later_jobs_or_a_wrong_count(after) -> None:
+    with pytest.raises(runs.ConfigError, match="earlier jobs"):
+        list(runs.pool_map(abs, [1, 2], 2, after))

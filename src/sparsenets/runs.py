@@ -28,7 +28,7 @@ import time
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,16 +291,38 @@ def md_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pool_map(fn: Callable[[Any], Any], args: Sequence[Any], workers: int) -> Iterator[tuple[int, Any]]:
+def pool_map(
+    fn: Callable[[Any], Any],
+    args: Sequence[Any],
+    workers: int,
+    after: Sequence[Sequence[int]] | None = None,
+) -> Iterator[tuple[int, Any]]:
     """Yield (index, fn(args[index])) as each call finishes: in this process when workers <= 1, else in
     `workers` spawned processes (spawn, so each may open its own CUDA context). `fn` must be a module-level
-    function and `args` picklable."""
+    function and `args` picklable.
+
+    `after[i]` lists earlier jobs (indices < i) that must finish before job i starts. A free worker takes the
+    lowest-index job whose dependencies are done, so a dependent job starts as soon as it can instead of
+    waiting for a whole phase (put long jobs first: the short ones then fill the tail)."""
+    deps = [set(d) for d in after] if after is not None else [set() for _ in args]
+    if len(deps) != len(args) or any(j < 0 or j >= i for i, d in enumerate(deps) for j in d):
+        raise ConfigError("pool_map: `after` needs one list per job, each naming only earlier jobs")
     if workers <= 1 or len(args) <= 1:
-        for i, a in enumerate(args):
+        for i, a in enumerate(args):  # index order already respects every dependency
             yield i, fn(a)
         return
     ctx = multiprocessing.get_context("spawn")
+    waiting, finished = list(range(len(args))), set()
     with ProcessPoolExecutor(min(workers, len(args)), mp_context=ctx) as pool:
-        futures = {pool.submit(fn, a): i for i, a in enumerate(args)}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+        running: dict[Future, int] = {}
+        while waiting or running:
+            ready = [i for i in waiting if deps[i] <= finished]
+            for i in ready[: workers - len(running)]:  # at most `workers` submitted, so priority holds
+                waiting.remove(i)
+                running[pool.submit(fn, args[i])] = i
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                i = running.pop(fut)
+                result = fut.result()
+                finished.add(i)
+                yield i, result

@@ -605,9 +605,10 @@ def run_study(
     """One WGSEF study: every method for each seed on `dataset`, then tables, figures and the claims table.
 
     Seeds already in the run folder's per_seed.json are reused, and so are the methods a killed run recorded
-    for the others (`seed-N/method-NAME.json`). Every (seed, method) pair is one job, magnitude after the rest
-    (it starts from dense); with `cfg.workers` > 1 the jobs run in parallel processes (`make_model` must then be
-    picklable) — on a GPU, where each method's steps are launch-bound, that keeps the device busy.
+    for the others (`seed-N/method-NAME.json`). Every (seed, method) pair is one job; magnitude (it starts from
+    dense) waits only for its own seed's dense job. With `cfg.workers` > 1 the jobs run in parallel processes
+    (`make_model` must then be picklable) — on a GPU, where each method's steps are launch-bound, that keeps the
+    device busy.
 
     Returns:
         The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
@@ -618,14 +619,13 @@ def run_study(
     done = _finished_seeds(ctx.dir / "per_seed.json")
     todo = [s for s in seeds if s not in done]
     methods = check_methods(cfg.methods)
-    for phase in ([m for m in methods if m != "magnitude"], [m for m in methods if m == "magnitude"]):
-        jobs = [
-            (cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}", (m,))
-            for s in todo
-            for m in phase
-        ]
-        for _ in pool_map(_seed_job, jobs, cfg.workers):
-            pass  # each job records its method in its seed folder
+    # magnitude (a short fine-tune) last, each waiting only for its own seed's dense run
+    order = [(s, m) for s in todo for m in methods if m != "magnitude"]
+    order += [(s, m) for s in todo for m in methods if m == "magnitude"]
+    after = [[order.index((s, "dense"))] if m == "magnitude" and (s, "dense") in order else [] for s, m in order]
+    jobs = [(cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}", (m,)) for s, m in order]
+    for _ in pool_map(_seed_job, jobs, cfg.workers, after):
+        pass  # each job records its method in its seed folder
     for s in todo:
         done[s] = _load_progress(ctx.dir / f"seed-{s}", s)
         ctx.save_json("per_seed.json", [done[t] for t in seeds if t in done])
