@@ -622,7 +622,9 @@ def run_study(
     # magnitude (a short fine-tune) last, each waiting only for its own seed's dense run
     order = [(s, m) for s in todo for m in methods if m != "magnitude"]
     order += [(s, m) for s in todo for m in methods if m == "magnitude"]
-    after = [[order.index((s, "dense"))] if m == "magnitude" and (s, "dense") in order else [] for s, m in order]
+    after = [
+        [order.index((s, "dense"))] if m == "magnitude" and (s, "dense") in order else [] for s, m in order
+    ]
     jobs = [(cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}", (m,)) for s, m in order]
     for _ in pool_map(_seed_job, jobs, cfg.workers, after):
         pass  # each job records its method in its seed folder
