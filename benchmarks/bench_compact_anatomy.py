@@ -16,9 +16,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from bench_compact import masked_and_compact
 from torch.profiler import ProfilerActivity, profile
 
+from bench_compact import masked_and_compact
 from sparsenets.compact import count_flops
 from sparsenets.models.cnn import VGG16BN, LeNet5
 
@@ -81,8 +81,21 @@ def main() -> None:
         for layout, fmt in (("NCHW", torch.contiguous_format), ("channels-last", torch.channels_last)):
             x = torch.randn(64, 1, 28, 28).contiguous(memory_format=fmt)
             d, s = (anatomy(m.to(memory_format=fmt), x, args.repeat) for m in (dense, small))
-            rows.append({"model": name, "width": width, "keep": keep, "layout": layout, "flops": flops, "d": d, "s": s})
-            print(f"{name} w{width:g} keep {keep:g} {layout}: {d['total']:.2f} / {s['total']:.2f} ms", flush=True)
+            rows.append(
+                {
+                    "model": name,
+                    "width": width,
+                    "keep": keep,
+                    "layout": layout,
+                    "flops": flops,
+                    "d": d,
+                    "s": s,
+                }
+            )
+            print(
+                f"{name} w{width:g} keep {keep:g} {layout}: {d['total']:.2f} / {s['total']:.2f} ms",
+                flush=True,
+            )
     write(rows, args)
 
 
@@ -105,7 +118,9 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
             for k in (*KINDS, "total")
         ]
         label = f"{r['model']} w{r['width']:g}"
-        lines.append(f"| {label} | {r['keep']:g} | {r['layout']} | {r['flops']:.2f} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {label} | {r['keep']:g} | {r['layout']} | {r['flops']:.2f} | " + " | ".join(cells) + " |"
+        )
     DOCS.mkdir(parents=True, exist_ok=True)
     (DOCS / "compact-anatomy.md").write_text("\n".join(lines) + "\n")
 
