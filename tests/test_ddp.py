@@ -16,6 +16,9 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from sparsenets.groups import coupled_layouts
+from sparsenets.optim import ProxBlock, ProxOptimizer
+from sparsenets.prox import PROXES, topk_multipliers
 from sparsenets.train import TensorBatches, Trainer, init_distributed, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +30,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train(out: str, rank: int = 0, world: int = 1, port: int = 0) -> None:
+def _train(out: str, rank: int = 0, world: int = 1, port: int = 0, prox: bool = False) -> None:
     torch.set_num_threads(1)
     if world > 1:
         os.environ.update(
@@ -39,9 +42,17 @@ def _train(out: str, rank: int = 0, world: int = 1, port: int = 0) -> None:
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(512, 10, generator=g), torch.randint(0, 4, (512,), generator=g)
     model = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    if (
+        prox
+    ):  # WGSEF on the hidden neurons (each with its column of the next layer), exactly 8 of 32 at the end
+        layout = coupled_layouts(model, x[:1])[0]
+        opt = ProxOptimizer(
+            opt, [ProxBlock(layout, 8, 0.05, PROXES["wgsef"])], topk_multipliers, warmup_steps=10
+        )
     trainer = Trainer(
         model,
-        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        opt,
         TensorBatches(x, y, batch_size=64, seed=1),
         lambda m, b: F.cross_entropy(m(b[0]), b[1]),
         40,
@@ -49,14 +60,16 @@ def _train(out: str, rank: int = 0, world: int = 1, port: int = 0) -> None:
         progress=False,
     )
     trainer.fit()
+    if prox:
+        opt.finalize()
     if rank == 0:
         torch.save({k: v.clone() for k, v in model.state_dict().items()}, out)
     if world > 1:
         torch_dist.destroy_process_group()
 
 
-def _worker(rank: int, out: str, world: int, port: int) -> None:
-    _train(out, rank, world, port)
+def _worker(rank: int, out: str, world: int, port: int, prox: bool = False) -> None:
+    _train(out, rank, world, port, prox)
 
 
 def test_two_processes_equal_one(tmp_path) -> None:
@@ -64,6 +77,17 @@ def test_two_processes_equal_one(tmp_path) -> None:
     _train(single)
     mp.spawn(_worker, args=(double, 2, _free_port()), nprocs=2, join=True)
     a, b = torch.load(single), torch.load(double)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_proximal_training_under_ddp_equals_one_process_and_keeps_exactly_k(tmp_path) -> None:
+    single, double = str(tmp_path / "one.pt"), str(tmp_path / "two.pt")
+    _train(single, prox=True)
+    mp.spawn(_worker, args=(double, 2, _free_port(), True), nprocs=2, join=True)
+    a, b = torch.load(single), torch.load(double)
+    kept = [(sd["0.weight"].norm(dim=1) > 0).nonzero().flatten().tolist() for sd in (a, b)]
+    assert len(kept[0]) == 8 and kept[0] == kept[1]  # the same 8 neurons survive on both
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
 
