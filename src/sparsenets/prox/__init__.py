@@ -3,10 +3,8 @@
 z = wgsef_prox(w.reshape(w.shape[0], -1), k=16, tau=lr * lam)     # filters of a conv weight
 """
 
-import torch
-from torch import Tensor
-
 from sparsenets.prox.layout import Layout, group_norms, resolve_layout, scale_groups
+from sparsenets.prox.registry import PROXES
 from sparsenets.prox.roots import root_bisect, root_select, root_sweep, root_sweep_batched, root_sweep_tensor
 from sparsenets.prox.simple import (
     group_lasso_multipliers,
@@ -22,38 +20,6 @@ from sparsenets.prox.wgsef import (
     wgsef_value,
     wgsef_value_from_norms,
 )
-
-
-def _wgsef_trusted(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Tensor:
-    """WGSEF for `ProxOptimizer`: weights were validated by its block, r's finiteness is checked once per step by
-    the optimizer (above 4096 groups, where the root search reads back anyway, also here)."""
-    return wgsef_multipliers(r, k, tau, weights, checked=True)
-
-
-def _group_lasso_k(r: Tensor, k: int, tau: float, weights: Tensor | None) -> Tensor:
-    """Group lasso in the (r, k, tau, weights) contract (k unused: the penalty has no target count)."""
-    return group_lasso_multipliers(r, tau, weights, checked=True)
-
-
-def _group_lasso_batched(
-    rs: list[Tensor], ks: list[int], taus: list[float], weights: list[Tensor | None]
-) -> list[Tensor]:
-    """Group lasso for several blocks at once: its multipliers are per group, so one flat call when the blocks
-    share τ and all or none carry weights, else one call per block."""
-    if any(t != taus[0] for t in taus) or len({w is None for w in weights}) > 1:
-        return [_group_lasso_k(r, k, t, w) for r, k, t, w in zip(rs, ks, taus, weights)]
-    w = None if weights[0] is None else torch.cat(list(weights))
-    c = group_lasso_multipliers(torch.cat(rs), taus[0], w, checked=True)
-    return list(c.split([r.numel() for r in rs]))
-
-
-_wgsef_trusted.batched = wgsef_multipliers_batched  # type: ignore[attr-defined]
-_group_lasso_k.batched = _group_lasso_batched  # type: ignore[attr-defined]
-
-# structured proxes for `ProxOptimizer`, as functions of the group norms: (r (m,), k, tau, weights) -> (m,)
-# multipliers; they trust their input (the optimizer checks every block's norms with one sync per step). A
-# `batched` attribute (lists of r, k, tau, weights -> list of multipliers) lets it solve blocks together.
-PROXES = {"wgsef": _wgsef_trusted, "group_lasso": _group_lasso_k}
 
 __all__ = [
     "PROXES",
