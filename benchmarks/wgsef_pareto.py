@@ -14,6 +14,8 @@ import json
 import statistics
 from pathlib import Path
 
+from sparsenets.experiments.wgsef_common import paired_differences
+
 METHODS = ("wgsef", "group_lasso", "magnitude", "tp_groupnorm")
 
 
@@ -63,10 +65,8 @@ def table(studies: list[dict]) -> str:
                 continue
             acc = _mean_sd([r[m]["accuracy"] for r in rows])
             flops = st["dense_flops"] / statistics.fmean(r[m]["flops"] for r in rows)
-            diff = "—"
-            if m in METHODS[1:]:
-                d = _mean_sd([r["wgsef"]["accuracy"] - r[m]["accuracy"] for r in rows])
-                diff = f"{d[0]:+.2f} ± {d[1]:.2f}"
+            paired = paired_differences(rows, [m]).get(m)
+            diff = f"{paired[0]:+.2f} ± {paired[1]:.2f}" if paired and m != "wgsef" else "—"
             lines.append(
                 f"| {st['keep']:g} | {st['schedule']} | {_span([r['seed'] for r in rows])} | {m} | {acc[0]:.2f} ± {acc[1]:.2f} "
                 f"| {flops:.2f} | {diff} |"

@@ -178,3 +178,15 @@ def test_wgsef_method_killed_mid_training_resumes_from_its_last_epoch(tmp_path, 
         assert again[method]["accuracy"] == full[method]["accuracy"], method
     assert again["wgsef"]["kept_before_select"] == full["wgsef"]["kept_before_select"]
     assert not list(seed_dir.glob("train-*/checkpoints"))
+
+
+def test_paired_differences_are_per_seed_wgsef_minus_baseline_and_skip_missing_methods() -> None:
+    from sparsenets.experiments.wgsef_common import paired_differences
+
+    rows = [
+        {"wgsef": {"accuracy": 99.0}, "magnitude": {"accuracy": 98.0}, "group_lasso": {"accuracy": 99.5}},
+        {"wgsef": {"accuracy": 98.0}, "magnitude": {"accuracy": 98.0}},
+    ]
+    got = paired_differences(rows, ["magnitude", "group_lasso", "tp_groupnorm"])
+    assert set(got) == {"magnitude"}  # group lasso is missing on seed 2, TP everywhere
+    assert got["magnitude"][0] == pytest.approx(0.5) and got["magnitude"][1] == pytest.approx(0.5**0.5)

@@ -398,6 +398,23 @@ def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def paired_differences(
+    per_seed: list[dict[str, Any]], baselines: Sequence[str]
+) -> dict[str, tuple[float, float]]:
+    """WGSEF − baseline accuracy per seed (same seed, same batches), as (mean, sd) over seeds, per baseline.
+
+    Args:
+        per_seed: one record per seed with each method's "accuracy" (percent).
+        baselines: methods to compare; those missing from any seed are left out.
+    """
+    out = {}
+    for name in baselines:
+        if all(name in r and "wgsef" in r for r in per_seed):
+            d = [r["wgsef"]["accuracy"] - r[name]["accuracy"] for r in per_seed]
+            out[name] = (statistics.fmean(d), statistics.stdev(d) if len(d) > 1 else 0.0)
+    return out
+
+
 def plot_and_report(
     ctx: Any,
     cfg: Any,
@@ -475,8 +492,18 @@ def plot_and_report(
         )
     w = summary["wgsef"]
     gl = summary.get("group_lasso")
+    paired = paired_differences(per_seed, baselines)
     lines += [
         "",
+        *(
+            [
+                "WGSEF − baseline, paired per seed (mean ± sd, pt): "
+                + "; ".join(f"{n} {m:+.2f} ± {sd:.2f}" for n, (m, sd) in paired.items())
+                + ".",
+            ]
+            if paired
+            else []
+        ),
         "Before the final hard top-k (nonzero groups per layer, per seed): "
         f"WGSEF {w['kept_before_select']}"
         + (f"; group lasso {gl['kept_before_select']}" if gl else "")
