@@ -76,7 +76,7 @@ def test_wgsef_seed_killed_mid_way_resumes_at_its_unfinished_methods(tmp_path, m
     """A kill during the magnitude baseline (the last job: it starts from dense) keeps every other method (one
     method-NAME.json each, plus the dense snapshot); the re-run trains only magnitude, from the saved snapshot,
     with the uninterrupted run's numbers."""
-    from sparsenets.experiments import wgsef_common
+    from sparsenets.experiments import wgsef_methods
 
     sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1"]
     full = _first_seed(tmp_path / "a", sets)
@@ -85,7 +85,7 @@ def test_wgsef_seed_killed_mid_way_resumes_at_its_unfinished_methods(tmp_path, m
         raise KeyboardInterrupt
 
     out = tmp_path / "b"
-    _run_killed(out, sets, monkeypatch, wgsef_common, "_magnitude", killed)
+    _run_killed(out, sets, monkeypatch, wgsef_methods, "_magnitude", killed)
     seed_dir = out / "seed-0"
     recorded = sorted(p.name for p in seed_dir.glob("method-*.json"))
     assert recorded == [f"method-{m}.json" for m in ("dense", "group_lasso", "tp_groupnorm", "wgsef")]
@@ -103,25 +103,25 @@ def test_wgsef_seed_killed_mid_way_resumes_at_its_unfinished_methods(tmp_path, m
 
 def test_wgsef_seed_progress_file_that_is_corrupt_gets_one_clear_error(tmp_path) -> None:
     from sparsenets.errors import SparsenetsError
-    from sparsenets.experiments.wgsef_common import _load_progress
+    from sparsenets.experiments.wgsef_methods import load_progress
 
     for name in ("method-wgsef.json", "methods.json"):  # methods.json: runs from before session 7
         (tmp_path / name).write_text("{not json")
         with pytest.raises(SparsenetsError, match="delete it to re-run that part of seed 3"):
-            _load_progress(tmp_path, 3)
+            load_progress(tmp_path, 3)
         (tmp_path / name).write_text('{"seed": 1}')
         with pytest.raises(SparsenetsError, match="belongs to seed 1, not 3"):
-            _load_progress(tmp_path, 3)
+            load_progress(tmp_path, 3)
         (tmp_path / name).unlink()
     (tmp_path / "methods.json").write_text('{"seed": 3, "dense": {"accuracy": 1.0}}')
     (tmp_path / "method-wgsef.json").write_text('{"seed": 3, "wgsef": {"accuracy": 2.0}}')
-    assert _load_progress(tmp_path, 3) == {"seed": 3, "dense": {"accuracy": 1.0}, "wgsef": {"accuracy": 2.0}}
+    assert load_progress(tmp_path, 3) == {"seed": 3, "dense": {"accuracy": 1.0}, "wgsef": {"accuracy": 2.0}}
 
 
 def test_wgsef_magnitude_alone_without_dense_gets_one_clear_error(tmp_path) -> None:
     from sparsenets.errors import SparsenetsError
-    from sparsenets.experiments.wgsef_common import run_seed
     from sparsenets.experiments.wgsef_lenet5_mnist import Config
+    from sparsenets.experiments.wgsef_methods import run_seed
     from sparsenets.models.cnn import LeNet5
 
     data = (torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
@@ -131,7 +131,7 @@ def test_wgsef_magnitude_alone_without_dense_gets_one_clear_error(tmp_path) -> N
 
 def test_wgsef_dense_snapshot_that_is_corrupt_gets_one_clear_error(tmp_path) -> None:
     from sparsenets.errors import SparsenetsError
-    from sparsenets.experiments.wgsef_common import _load_snapshot
+    from sparsenets.experiments.wgsef_methods import _load_snapshot
     from sparsenets.models.cnn import LeNet5
 
     (tmp_path / "dense-snapshot.safetensors").write_bytes(b"\x00" * 20)
@@ -181,7 +181,7 @@ def test_wgsef_method_killed_mid_training_resumes_from_its_last_epoch(tmp_path, 
 
 
 def test_paired_differences_are_per_seed_wgsef_minus_baseline_and_skip_missing_methods() -> None:
-    from sparsenets.experiments.wgsef_common import paired_differences
+    from sparsenets.experiments.wgsef_report import paired_differences
 
     rows = [
         {"wgsef": {"accuracy": 99.0}, "magnitude": {"accuracy": 98.0}, "group_lasso": {"accuracy": 99.5}},

@@ -1,4 +1,4 @@
-"""Shared driver of the WGSEF experiments: WGSEF and its baselines at matched kept groups, then compaction.
+"""One seed of a WGSEF study: WGSEF and its baselines at matched kept groups, each compacted and recorded.
 
 Methods (every sparse one ends with exactly k_l groups in each regularized layer, so all compacted models have the
 same architecture and FLOPs):
@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,14 +26,12 @@ import torch_pruning as tp
 from safetensors.torch import load_file
 from torch import nn
 
-from sparsenets import data
-from sparsenets.compact import compact, count_flops, count_params, load_compact, measure, save_compact
+from sparsenets.compact import compact, count_flops, count_params, save_compact
 from sparsenets.errors import ConfigError, SparsenetsError
 from sparsenets.files import atomic_save_safetensors, atomic_write_bytes
 from sparsenets.groups import coupled_layouts
 from sparsenets.optim import ProxBlock, ProxOptimizer
 from sparsenets.prox import PROXES, topk_multipliers
-from sparsenets.runs import pool_map
 from sparsenets.train import Callback, TensorBatches, Trainer, seed_everything
 from sparsenets.train.metrics import evaluate_classifier
 
@@ -156,7 +153,7 @@ def run_seed(
     device = torch.device(device)
     methods = [m for m in check_methods(cfg.methods) if only is None or m in only]
     sample = test[0][:1]
-    out = _load_progress(save_dir, seed)
+    out = load_progress(save_dir, seed)
     if "magnitude" in methods and "magnitude" not in out and "dense" not in out and "dense" not in methods:
         raise SparsenetsError(f"seed {seed}: the magnitude baseline starts from dense; run dense first")
     if any(m in out for m in methods):
@@ -262,7 +259,7 @@ def _progress_files(save_dir: Path) -> list[Path]:
     return ([legacy] if legacy.exists() else []) + sorted(save_dir.glob("method-*.json"))
 
 
-def _load_progress(save_dir: Path | None, seed: int) -> dict[str, Any]:
+def load_progress(save_dir: Path | None, seed: int) -> dict[str, Any]:
     """{"seed": seed, method: metrics} for the methods a run of this seed already finished."""
     out: dict[str, Any] = {"seed": seed}
     for path in [] if save_dir is None or not save_dir.exists() else _progress_files(save_dir):
@@ -366,310 +363,3 @@ def _tp_groupnorm(
         select=topk_multipliers,
     )
     finish("tp_groupnorm", model, opt, t0, {})
-
-
-def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Seed means and standard deviations of accuracy per method, plus FLOPs/params and speedups."""
-    summary: dict[str, Any] = {}
-    for name in [m for m in METHODS if m in per_seed[0]]:
-        accs = [r[name]["accuracy"] for r in per_seed]
-        summary[name] = {
-            "accuracy_mean": statistics.mean(accs),
-            "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "flops": per_seed[0][name]["flops"],
-            "params": per_seed[0][name]["params"],
-        }
-        if name != "dense":
-            summary[name]["kept"] = per_seed[0][name]["kept"]
-            summary[name]["max_abs_diff"] = max(r[name]["max_abs_diff"] for r in per_seed)
-            if "kept_before_select" in per_seed[0][name]:
-                summary[name]["kept_before_select"] = [r[name]["kept_before_select"] for r in per_seed]
-                summary[name]["accuracy_before_select_mean"] = statistics.mean(
-                    r[name]["accuracy_before_select"] for r in per_seed
-                )
-                summary[name]["accuracy_after_select_mean"] = statistics.mean(
-                    r[name]["accuracy_after_select"] for r in per_seed
-                )
-    shared = set.intersection(
-        *(set(r["measure"]) for r in per_seed)
-    )  # seeds measured by older code lack some
-    for key in (k for k in per_seed[0]["measure"] if k in shared):
-        summary.setdefault("measure", {})[key] = statistics.median(r["measure"][key] for r in per_seed)
-    return summary
-
-
-def paired_differences(
-    per_seed: list[dict[str, Any]], baselines: Sequence[str]
-) -> dict[str, tuple[float, float]]:
-    """WGSEF − baseline accuracy per seed (same seed, same batches), as (mean, sd) over seeds, per baseline.
-
-    Args:
-        per_seed: one record per seed with each method's "accuracy" (percent).
-        baselines: methods to compare; those missing from any seed are left out.
-    """
-    out = {}
-    for name in baselines:
-        if all(name in r and "wgsef" in r for r in per_seed):
-            d = [r["wgsef"]["accuracy"] - r[name]["accuracy"] for r in per_seed]
-            out[name] = (statistics.fmean(d), statistics.stdev(d) if len(d) > 1 else 0.0)
-    return out
-
-
-def plot_and_report(
-    ctx: Any,
-    cfg: Any,
-    summary: dict[str, Any],
-    per_seed: list[dict[str, Any]],
-    layer_sizes: list[int],
-    title: str,
-    claim: str,
-    flops_target: float,
-    drop_target: float,
-) -> str:
-    """Figures (accuracy vs FLOPs, kept groups per layer) and the Markdown fragment for the report."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    methods = [m for m in METHODS if m in summary]
-    baselines = [m for m in BASELINES if m in summary]
-    for name in methods:
-        accs = [r[name]["accuracy"] for r in per_seed]
-        flops = [r[name]["flops"] for r in per_seed]
-        ax.errorbar(
-            statistics.mean(flops),
-            statistics.mean(accs),
-            yerr=summary[name]["accuracy_std"],
-            fmt="o",
-            capsize=3,
-            label=name,
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("FLOPs per image (compacted model)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{title}: accuracy vs FLOPs ({len(per_seed)} seeds)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ctx.save_figure(fig, "accuracy_vs_flops")
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    idx = list(range(len(layer_sizes)))
-    band = [statistics.mean(r["wgsef"]["kept_before_select"][i] for r in per_seed) for i in idx]
-    ax.bar([i - 0.3 for i in idx], layer_sizes, width=0.2, label="dense (m)")
-    if "group_lasso" in summary:
-        gl_band = [statistics.mean(r["group_lasso"]["kept_before_select"][i] for r in per_seed) for i in idx]
-        ax.bar([i - 0.1 for i in idx], gl_band, width=0.2, label="group lasso, nonzero before top-k")
-    ax.bar([i + 0.1 for i in idx], band, width=0.2, label="WGSEF, nonzero before top-k")
-    ax.bar([i + 0.3 for i in idx], summary["wgsef"]["kept"], width=0.2, label="kept = k (after top-k)")
-    ax.set_yscale("log")
-    ax.set_xlabel("regularized layer")
-    ax.set_ylabel("groups (filters / neurons)")
-    ax.set_title(f"{title}: kept groups per layer")
-    ax.legend(fontsize=7)
-    ctx.save_figure(fig, "kept_per_layer")
-
-    d = summary["dense"]
-    ms = summary["measure"]
-    lines = [
-        f"### {title}",
-        "",
-        f"Config: keep ratio {cfg.keep} per layer, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
-        f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr}, {len(per_seed)} seeds, "
-        f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}, latency measured "
-        f"on the CPU with {cfg.threads} thread(s).",
-        "",
-        "| method | accuracy (mean ± sd) | Δ vs dense (pt) | FLOPs | FLOPs ÷ | params | kept groups per layer |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name in methods:
-        s = summary[name]
-        lines.append(
-            f"| {name} | {s['accuracy_mean']:.2f} ± {s['accuracy_std']:.2f} | "
-            f"{s['accuracy_mean'] - d['accuracy_mean']:+.2f} | {s['flops']:.3g} | {d['flops'] / s['flops']:.2f} | "
-            f"{s['params']:.0f} | {s.get('kept', layer_sizes)} |"
-        )
-    w = summary["wgsef"]
-    gl = summary.get("group_lasso")
-    paired = paired_differences(per_seed, baselines)
-    lines += [
-        "",
-        *(
-            [
-                "WGSEF − baseline, paired per seed (mean ± sd, pt): "
-                + "; ".join(f"{n} {m:+.2f} ± {sd:.2f}" for n, (m, sd) in paired.items())
-                + ".",
-            ]
-            if paired
-            else []
-        ),
-        "Before the final hard top-k (nonzero groups per layer, per seed): "
-        f"WGSEF {w['kept_before_select']}"
-        + (f"; group lasso {gl['kept_before_select']}" if gl else "")
-        + f"; k = {w['kept']}.",
-        f"Accuracy before / after the hard selection (before fine-tuning): WGSEF "
-        f"{w['accuracy_before_select_mean']:.2f} / {w['accuracy_after_select_mean']:.2f}"
-        + (
-            f"; group lasso {gl['accuracy_before_select_mean']:.2f} / {gl['accuracy_after_select_mean']:.2f}."
-            if gl
-            else "."
-        ),
-        "",
-        "Compaction (WGSEF model, median over seeds; CPU):",
-        "",
-        "| | dense | compacted | ratio |",
-        "|---|---|---|---|",
-        f"| params | {ms['params_dense']:.0f} | {ms['params_compact']:.0f} | {ms['params_reduction']:.2f}× |",
-        f"| FLOPs | {ms['flops_dense']:.3g} | {ms['flops_compact']:.3g} | {ms['flops_reduction']:.2f}× |",
-        f"| latency batch 1 (ms) | {ms['latency_b1_dense'] * 1e3:.2f} | {ms['latency_b1_compact'] * 1e3:.2f} | "
-        f"{ms['speedup_b1']:.2f}× |",
-        f"| latency batch 64 (ms) | {ms['latency_b64_dense'] * 1e3:.2f} | {ms['latency_b64_compact'] * 1e3:.2f} | "
-        f"{ms['speedup_b64']:.2f}× |",
-        *(
-            [
-                f"| latency batch 64, both channels-last (ms) | {ms['latency_cl_b64_dense'] * 1e3:.2f} | "
-                f"{ms['latency_cl_b64_compact'] * 1e3:.2f} | {ms['speedup_cl_b64']:.2f}× |",
-                f"| batch 64, each model in its faster layout | | | {ms['speedup_best_b64']:.2f}× |",
-            ]
-            if "speedup_best_b64" in ms
-            else []
-        ),
-        "",
-        "Latency rows: NCHW, the PyTorch default, for both models; channels-last rows time copies of both models "
-        "in that layout; the verdicts below give both NCHW and each model in its faster layout.",
-        "",
-        f"Max |compacted − masked| output over all sparse runs: "
-        f"{max(summary[n]['max_abs_diff'] for n in methods if n != 'dense'):.2e}.",
-        "",
-    ]
-    flops_red = d["flops"] / w["flops"]
-    drop = d["accuracy_mean"] - w["accuracy_mean"]
-    best_base = max((summary[n]["accuracy_mean"] for n in baselines), default=float("nan"))
-    lines += [
-        "| claim | target | measured | verdict |",
-        "|---|---|---|---|",
-        f"| paper: {claim} | — | see rows below | (no paper table numbers available; judged against our baselines) |",
-        f"| FLOPs reduction | ≥ {flops_target:g}× | {flops_red:.2f}× | {'met' if flops_red >= flops_target else 'not met'} |",
-        f"| accuracy drop vs dense | ≤ {drop_target:g} pt | {drop:+.2f} pt | {'met' if drop <= drop_target else 'not met'} |",
-        f"| WGSEF ≥ every baseline at the same FLOPs | ≥ {best_base:.2f} | {w['accuracy_mean']:.2f} | "
-        f"{'met' if w['accuracy_mean'] >= best_base else 'not met' if baselines else 'no baseline run'} |",
-        *(
-            f"| batch-64 speedup ≥ 0.7 × FLOPs reduction, {how} | ≥ {0.7 * ms['flops_reduction']:.2f}× | "
-            f"{ms[key]:.2f}× | {'met' if ms[key] >= 0.7 * ms['flops_reduction'] else 'not met'} |"
-            for key, how in (
-                ("speedup_b64", "both NCHW"),
-                ("speedup_best_b64", 'each model in its faster layout (`compact(memory_format="auto")`)'),
-            )
-            if key in ms
-        ),
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _seed_job(
-    args: tuple[Any, Callable[[], nn.Module], str, int, str, Path, tuple[str, ...]],
-) -> dict[str, Any]:
-    """Process-pool entry: load the data and run some methods (`only`) of one seed."""
-    cfg, make_model, dataset, seed, device, save_dir, only = args
-    torch.set_num_threads(cfg.threads)
-    train, test = _load(dataset, cfg)
-    return run_seed(cfg, make_model, train, test, seed, _print, device, save_dir, only)
-
-
-def measure_saved(save_dir: Path, sample: torch.Tensor, repeat: int) -> dict[str, float]:
-    """Params, FLOPs and CPU latency of the masked vs compacted WGSEF model written by `run_seed`.
-
-    Args:
-        save_dir: the seed's folder holding `wgsef-masked.*` and `wgsef-compact.*`.
-        sample: (1, C, H, W) one input; batches of 1 and 64 are made from it.
-        repeat: timed forward passes per model and batch size.
-    """
-    return measure(
-        load_compact(save_dir / "wgsef-masked"),
-        load_compact(save_dir / "wgsef-compact"),
-        sample,
-        repeat=repeat,
-    )
-
-
-def _print(message: str) -> None:
-    print(message, flush=True)
-
-
-def _load(
-    dataset: str, cfg: Any
-) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    train, test = data.load(dataset, split="train"), data.load(dataset, split="test")
-    tr = (train.x[: cfg.train_limit or None], train.y[: cfg.train_limit or None])
-    te = (test.x[: cfg.test_limit or None], test.y[: cfg.test_limit or None])
-    return tr, te
-
-
-def _finished_seeds(path: Path) -> dict[int, dict[str, Any]]:
-    """Seeds already in per_seed.json (a resumed run skips them)."""
-    if not path.exists():
-        return {}
-    try:
-        rows = json.loads(path.read_text())
-    except ValueError as e:
-        raise ConfigError(f"{path} is unreadable; delete it to re-run every seed") from e
-    return {r["seed"]: r for r in rows if "seed" in r}
-
-
-def run_study(
-    cfg: Any,
-    ctx: Any,
-    dataset: str,
-    make_model: Callable[[], nn.Module],
-    sizes: list[int],
-    title: str,
-    claim: str,
-    flops_target: float,
-    drop_target: float,
-) -> dict[str, Any]:
-    """One WGSEF study: every method for each seed on `dataset`, then tables, figures and the claims table.
-
-    Seeds already in the run folder's per_seed.json are reused, and so are the methods a killed run recorded
-    for the others (`seed-N/method-NAME.json`). Every (seed, method) pair is one job; magnitude (it starts from
-    dense) waits only for its own seed's dense job. With `cfg.workers` > 1 the jobs run in parallel processes
-    (`make_model` must then be picklable) — on a GPU, where each method's steps are launch-bound, that keeps the
-    device busy.
-
-    Returns:
-        The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
-    """
-    check_methods(cfg.methods)  # before any training
-    torch.set_num_threads(cfg.threads)
-    seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    done = _finished_seeds(ctx.dir / "per_seed.json")
-    todo = [s for s in seeds if s not in done]
-    methods = check_methods(cfg.methods)
-    # magnitude (a short fine-tune) last, each waiting only for its own seed's dense run
-    order = [(s, m) for s in todo for m in methods if m != "magnitude"]
-    order += [(s, m) for s in todo for m in methods if m == "magnitude"]
-    after = [
-        [order.index((s, "dense"))] if m == "magnitude" and (s, "dense") in order else [] for s, m in order
-    ]
-    jobs = [(cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}", (m,)) for s, m in order]
-    for _ in pool_map(_seed_job, jobs, cfg.workers, after):
-        pass  # each job records its method in its seed folder
-    for s in todo:
-        done[s] = _load_progress(ctx.dir / f"seed-{s}", s)
-        ctx.save_json("per_seed.json", [done[t] for t in seeds if t in done])
-    # latency after all training, one model at a time, so parallel seeds do not load the timed core
-    unmeasured = [s for s in seeds if "measure" not in done[s]]
-    if unmeasured:
-        sample = _load(dataset, cfg)[1][0][:1]
-        for s in unmeasured:
-            done[s]["measure"] = measure_saved(ctx.dir / f"seed-{s}", sample, cfg.latency_repeat)
-            ctx.save_json("per_seed.json", [done[t] for t in seeds])
-    per_seed = [done[s] for s in seeds]
-    summary = summarize(per_seed)
-    summary["device"] = str(ctx.device)
-    ctx.save_json("summary.json", summary)
-    ctx.write_report(
-        plot_and_report(ctx, cfg, summary, per_seed, sizes, title, claim, flops_target, drop_target)
-    )
-    return summary

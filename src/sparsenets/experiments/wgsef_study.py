@@ -1,0 +1,129 @@
+"""A WGSEF study: every (seed, method) job (in parallel processes when asked), latency of the saved model pairs,
+then the report. The two WGSEF experiments (LeNet-5 / MNIST, VGG-16-BN / Fashion-MNIST) call `run_study`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sparsenets import data
+from sparsenets.compact import load_compact, measure
+from sparsenets.errors import ConfigError
+from sparsenets.experiments.wgsef_methods import METHODS, check_methods, load_progress, run_seed
+from sparsenets.experiments.wgsef_report import plot_and_report, summarize
+from sparsenets.runs import pool_map
+
+__all__ = ["METHODS", "run_study"]
+
+
+def _seed_job(
+    args: tuple[Any, Callable[[], nn.Module], str, int, str, Path, tuple[str, ...]],
+) -> dict[str, Any]:
+    """Process-pool entry: load the data and run some methods (`only`) of one seed."""
+    cfg, make_model, dataset, seed, device, save_dir, only = args
+    torch.set_num_threads(cfg.threads)
+    train, test = _load(dataset, cfg)
+    return run_seed(cfg, make_model, train, test, seed, _print, device, save_dir, only)
+
+
+def measure_saved(save_dir: Path, sample: torch.Tensor, repeat: int) -> dict[str, float]:
+    """Params, FLOPs and CPU latency of the masked vs compacted WGSEF model written by `run_seed`.
+
+    Args:
+        save_dir: the seed's folder holding `wgsef-masked.*` and `wgsef-compact.*`.
+        sample: (1, C, H, W) one input; batches of 1 and 64 are made from it.
+        repeat: timed forward passes per model and batch size.
+    """
+    return measure(
+        load_compact(save_dir / "wgsef-masked"),
+        load_compact(save_dir / "wgsef-compact"),
+        sample,
+        repeat=repeat,
+    )
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _load(
+    dataset: str, cfg: Any
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    train, test = data.load(dataset, split="train"), data.load(dataset, split="test")
+    tr = (train.x[: cfg.train_limit or None], train.y[: cfg.train_limit or None])
+    te = (test.x[: cfg.test_limit or None], test.y[: cfg.test_limit or None])
+    return tr, te
+
+
+def _finished_seeds(path: Path) -> dict[int, dict[str, Any]]:
+    """Seeds already in per_seed.json (a resumed run skips them)."""
+    if not path.exists():
+        return {}
+    try:
+        rows = json.loads(path.read_text())
+    except ValueError as e:
+        raise ConfigError(f"{path} is unreadable; delete it to re-run every seed") from e
+    return {r["seed"]: r for r in rows if "seed" in r}
+
+
+def run_study(
+    cfg: Any,
+    ctx: Any,
+    dataset: str,
+    make_model: Callable[[], nn.Module],
+    sizes: list[int],
+    title: str,
+    claim: str,
+    flops_target: float,
+    drop_target: float,
+) -> dict[str, Any]:
+    """One WGSEF study: every method for each seed on `dataset`, then tables, figures and the claims table.
+
+    Seeds already in the run folder's per_seed.json are reused, and so are the methods a killed run recorded
+    for the others (`seed-N/method-NAME.json`). Every (seed, method) pair is one job; magnitude (it starts from
+    dense) waits only for its own seed's dense job. With `cfg.workers` > 1 the jobs run in parallel processes
+    (`make_model` must then be picklable) — on a GPU, where each method's steps are launch-bound, that keeps the
+    device busy.
+
+    Returns:
+        The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
+    """
+    check_methods(cfg.methods)  # before any training
+    torch.set_num_threads(cfg.threads)
+    seeds = [ctx.seed + i for i in range(cfg.seeds)]
+    done = _finished_seeds(ctx.dir / "per_seed.json")
+    todo = [s for s in seeds if s not in done]
+    methods = check_methods(cfg.methods)
+    # magnitude (a short fine-tune) last, each waiting only for its own seed's dense run
+    order = [(s, m) for s in todo for m in methods if m != "magnitude"]
+    order += [(s, m) for s in todo for m in methods if m == "magnitude"]
+    after = [
+        [order.index((s, "dense"))] if m == "magnitude" and (s, "dense") in order else [] for s, m in order
+    ]
+    jobs = [(cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}", (m,)) for s, m in order]
+    for _ in pool_map(_seed_job, jobs, cfg.workers, after):
+        pass  # each job records its method in its seed folder
+    for s in todo:
+        done[s] = load_progress(ctx.dir / f"seed-{s}", s)
+        ctx.save_json("per_seed.json", [done[t] for t in seeds if t in done])
+    # latency after all training, one model at a time, so parallel seeds do not load the timed core
+    unmeasured = [s for s in seeds if "measure" not in done[s]]
+    if unmeasured:
+        sample = _load(dataset, cfg)[1][0][:1]
+        for s in unmeasured:
+            done[s]["measure"] = measure_saved(ctx.dir / f"seed-{s}", sample, cfg.latency_repeat)
+            ctx.save_json("per_seed.json", [done[t] for t in seeds])
+    per_seed = [done[s] for s in seeds]
+    summary = summarize(per_seed)
+    summary["device"] = str(ctx.device)
+    ctx.save_json("summary.json", summary)
+    ctx.write_report(
+        plot_and_report(ctx, cfg, summary, per_seed, sizes, title, claim, flops_target, drop_target)
+    )
+    return summary
