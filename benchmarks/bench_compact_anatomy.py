@@ -12,6 +12,8 @@ the FLOPs reduction can be read off per kind. Writes docs/benchmarks/compact-ana
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -63,6 +65,33 @@ def anatomy(model: torch.nn.Module, x: torch.Tensor, repeat: int) -> dict[str, f
     return dict(ms)
 
 
+def strided_max(x: torch.Tensor) -> torch.Tensor:
+    """2×2, stride-2 max pooling as three elementwise maxima over strided views (equal to F.max_pool2d(x, 2))."""
+    a = torch.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2])
+    return torch.maximum(a, torch.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]))
+
+
+def pool_rows(repeat: int) -> list[dict]:
+    """NCHW max_pool2d against an equal strided maximum on LeNet's pooling inputs (batch 64), median ms."""
+    from torch.nn.functional import max_pool2d
+
+    rows = []
+    for c, h in ((20, 24), (9, 24), (50, 8), (22, 8)):
+        x = torch.randn(64, c, h, h)
+        if not torch.equal(max_pool2d(x, 2), strided_max(x)):
+            raise AssertionError("the strided maximum must equal max_pool2d")
+        ms = {}
+        for name, fn in (("max_pool2d", lambda t: max_pool2d(t, 2)), ("strided", strided_max)):
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                fn(x)
+                times.append(time.perf_counter() - t0)
+            ms[name] = 1e3 * statistics.median(times)
+        rows.append({"shape": f"64×{c}×{h}×{h}", **ms})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
@@ -96,10 +125,10 @@ def main() -> None:
                 f"{name} w{width:g} keep {keep:g} {layout}: {d['total']:.2f} / {s['total']:.2f} ms",
                 flush=True,
             )
-    write(rows, args)
+    write(rows, pool_rows(10 * args.repeat), args)
 
 
-def write(rows: list[dict], args: argparse.Namespace) -> None:
+def write(rows: list[dict], pools: list[dict], args: argparse.Namespace) -> None:
     """Table in docs/benchmarks/compact-anatomy.md: ms per kind, dense → compacted, and each kind's speedup."""
     lines = [
         "## Compaction: where the CPU time goes",
@@ -121,6 +150,19 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         lines.append(
             f"| {label} | {r['keep']:g} | {r['layout']} | {r['flops']:.2f} | " + " | ".join(cells) + " |"
         )
+    lines += [
+        "",
+        "PyTorch's NCHW CPU max-pooling (`max_pool2d`, which also computes the argmax indices) against the same",
+        "2×2 pooling written as three elementwise maxima over strided views (outputs checked equal), on LeNet's",
+        f"pooling inputs (median of {10 * args.repeat} calls):",
+        "",
+        "| input | max_pool2d ms | strided max ms | ratio |",
+        "|---|---|---|---|",
+        *(
+            f"| {r['shape']} | {r['max_pool2d']:.3f} | {r['strided']:.3f} | {r['max_pool2d'] / r['strided']:.1f}× |"
+            for r in pools
+        ),
+    ]
     DOCS.mkdir(parents=True, exist_ok=True)
     (DOCS / "compact-anatomy.md").write_text("\n".join(lines) + "\n")
 
