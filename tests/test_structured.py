@@ -8,6 +8,7 @@ from torch import nn
 
 from sparsenets.compact import (
     compact,
+    count_flops,
     fastest_memory_format,
     load_compact,
     measure,
@@ -16,7 +17,7 @@ from sparsenets.compact import (
 )
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout, Member, coupled_layouts
-from sparsenets.models.cnn import VGG16BN, LeNet5
+from sparsenets.models.cnn import VGG16BN, LeNet5, ResNet18
 from sparsenets.optim import ProxBlock, ProxOptimizer
 from sparsenets.prox import PROXES, topk_multipliers, wgsef_multipliers
 from sparsenets.train import TensorBatches, Trainer
@@ -381,3 +382,34 @@ def test_compact_in_another_memory_layout_keeps_outputs_and_survives_save_load(f
         compact(model, sample, memory_format="nhwc")
     with pytest.raises(SparsenetsError, match="batch and repeat must be >= 1"):
         fastest_memory_format(small, sample, batch=0)
+
+
+def test_resnet18_trains_to_exactly_k_per_coupled_group_and_compacts_through_save_load(tmp_path) -> None:
+    """A real residual network: each stage's residual stream is one coupled group (stem or 1×1 shortcut, every
+    BN and second conv that feeds the adds, the next stage's inputs); WGSEF steps, hard top-k, compaction."""
+    torch.manual_seed(0)
+    model = ResNet18(width=0.25)
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    layouts = coupled_layouts(model, x[:1])
+    streams = {"stem.0", "blocks.2.shortcut.0", "blocks.4.shortcut.0", "blocks.6.shortcut.0"}
+    assert len(layouts) == 12 and streams <= {lay.name for lay in layouts}
+    stem = next(lay for lay in layouts if lay.name == "stem.0")
+    assert {"blocks.0.conv2.weight", "blocks.1.conv2.weight", "blocks.2.conv1.weight"} <= {
+        mb.name for mb in stem.members
+    }
+    blocks = [ProxBlock(lay, 0.5, 0.05, PROXES["wgsef"]) for lay in layouts]
+    opt = ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), blocks, topk_multipliers)
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    opt.finalize()
+    assert opt.kept() == [b.k for b in blocks] == [8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64]
+    model.eval()
+    small = compact(model, x[:1])
+    assert count_flops(model, x[:1]) / count_flops(small, x[:1]) > 3.5
+    save_compact(small, tmp_path / "r18")
+    again = load_compact(tmp_path / "r18")
+    with torch.no_grad():
+        assert (model(x) - small(x)).abs().max() <= 1e-4
+        assert torch.equal(again(x), small(x))

@@ -190,3 +190,15 @@ def test_paired_differences_are_per_seed_wgsef_minus_baseline_and_skip_missing_m
     got = paired_differences(rows, ["magnitude", "group_lasso", "tp_groupnorm"])
     assert set(got) == {"magnitude"}  # group lasso is missing on seed 2, TP everywhere
     assert got["magnitude"][0] == pytest.approx(0.5) and got["magnitude"][1] == pytest.approx(0.5**0.5)
+
+
+def test_wgsef_resnet18_quick_run_keeps_exactly_k_per_coupled_group_and_compacts(tmp_path) -> None:
+    sets = ["seeds=1", 'methods=["dense","wgsef","magnitude"]']
+    run_dir, _ = runs.execute("wgsef-resnet18-fmnist", quick=True, root=tmp_path, sets=sets)
+    seed = json.loads((run_dir / "per_seed.json").read_text())[0]
+    # width 1/16: 4, 8, 16, 32 channels per stage; 12 coupled groups (4 residual streams, 8 inner convs), keep 0.4
+    for method in ("wgsef", "magnitude"):
+        assert seed[method]["kept"] == [2, 2, 2, 3, 3, 3, 6, 6, 6, 13, 13, 13]
+        assert seed[method]["max_abs_diff"] <= 1e-4
+    assert seed["wgsef"]["flops"] < seed["dense"]["flops"] / 4
+    assert count_params(load_compact(run_dir / "seed-0" / "wgsef-compact")) == seed["wgsef"]["params"]

@@ -41,18 +41,21 @@ class Config:
     workers: int = 1  # (seed, method) jobs run in parallel processes (each on the GPU when present)
 
 
+QUICK = {  # a smoke test: tiny width and data, two seeds (also used by wgsef-resnet18-fmnist)
+    "width": 0.0625,
+    "epochs": 1,
+    "finetune_epochs": 1,
+    "seeds": 2,
+    "train_limit": 512,
+    "test_limit": 500,
+    "latency_repeat": 3,
+}
+
+
 @experiment(
     "wgsef-vgg-fmnist",
     Config,
-    quick={
-        "width": 0.0625,
-        "epochs": 1,
-        "finetune_epochs": 1,
-        "seeds": 2,
-        "train_limit": 512,
-        "test_limit": 500,
-        "latency_repeat": 3,
-    },
+    quick=QUICK,
     description="WGSEF exact-k filter sparsity on VGG-16-BN/Fashion-MNIST vs group lasso, magnitude, TP GroupNorm",
 )
 def run(cfg: Config, ctx: RunContext) -> dict:

@@ -6,7 +6,7 @@ rebuilt from a JSON description (`sparsenets.compact.save_compact`).
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 
@@ -63,3 +63,62 @@ class VGG16BN(nn.Sequential):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
         super().__init__(*layers)
         self.build_kwargs = {"num_classes": num_classes, "in_channels": in_channels, "width": width}
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 conv-BN layers with a residual add; a 1×1 conv-BN shortcut when the shape changes.
+
+    Args:
+        c_in: input channels.
+        c_out: output channels.
+        stride: stride of the first conv (and of the shortcut).
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, c_in, H, W) -> (N, c_out, H / stride, W / stride)."""
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 for small images (CIFAR style: 3×3 stem, no max-pool), four stages of two `BasicBlock`s,
+    global average pooling and one linear classifier. The residual adds tie channels across each stage, so its
+    coupled groups (`sparsenets.groups.coupled_layouts`) span several layers.
+
+    Args:
+        num_classes: outputs.
+        in_channels: input channels.
+        width: multiplier on every width (1.0: 64, 128, 256, 512).
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0) -> None:
+        super().__init__()
+        widths = [_scaled(c, width) for c in (64, 128, 256, 512)]
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+        )
+        blocks: list[nn.Module] = []
+        c_in = widths[0]
+        for i, c in enumerate(widths):
+            blocks += [BasicBlock(c_in, c, stride=1 if i == 0 else 2), BasicBlock(c, c)]
+            c_in = c
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes))
+        self.build_kwargs = {"num_classes": num_classes, "in_channels": in_channels, "width": width}
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, in_channels, H, W) -> (N, num_classes) logits."""
+        return self.head(self.blocks(self.stem(x)))
