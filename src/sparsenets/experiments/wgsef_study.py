@@ -1,5 +1,6 @@
 """A WGSEF study: every (seed, method) job (in parallel processes when asked), latency of the saved model pairs,
-then the report. The two WGSEF experiments (LeNet-5 / MNIST, VGG-16-BN / Fashion-MNIST) call `run_study`.
+then the report. The WGSEF experiments (LeNet-5 / MNIST; VGG-16-BN and ResNet-18 / Fashion-MNIST) call
+`run_study`.
 """
 
 from __future__ import annotations
@@ -94,12 +95,11 @@ def run_study(
     Returns:
         The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
     """
-    check_methods(cfg.methods)  # before any training
+    methods = check_methods(cfg.methods)  # before any training
     torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     done = _finished_seeds(ctx.dir / "per_seed.json")
     todo = [s for s in seeds if s not in done]
-    methods = check_methods(cfg.methods)
     # magnitude (a short fine-tune) last, each waiting only for its own seed's dense run
     order = [(s, m) for s in todo for m in methods if m != "magnitude"]
     order += [(s, m) for s in todo for m in methods if m == "magnitude"]
