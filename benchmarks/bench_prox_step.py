@@ -1,14 +1,17 @@
-"""Cost of the WGSEF prox inside training: one VGG-16-BN step with SGD vs SGD + prox over all 13 filter blocks.
+"""Cost of the WGSEF prox inside training: one VGG-16-BN (or ResNet-18) step with SGD vs SGD + prox over all
+its coupled blocks.
 
 Three optimizers step the same model on the same batch (128 × 1×28×28), interleaved round by round:
 plain SGD (momentum), SGD + WGSEF prox with the sync-free sort sweep used for layers of up to 4096 groups
 (blocks that share no parameter solved together in one padded sweep, as `ProxOptimizer` does; tables written
 before session 7's batching timed one sweep per block), and SGD + WGSEF prox forced through `root_select`
-one block at a time (the path before; on a GPU it reads back to the host several times per layer). Runs on the CPU and, when present, on CUDA (`--devices` picks). Writes
-docs/benchmarks/prox-step.md (CPU rows) and docs/benchmarks/prox-step-cuda.md (CUDA rows).
+one block at a time (the path before; on a GPU it reads back to the host several times per layer). Runs on
+the CPU and, when present, on CUDA (`--devices` picks). `--model resnet18` times ResNet-18 instead (12 coupled
+blocks; the residual streams overlap more layers, so the prox runs in three stages). Writes
+docs/benchmarks/prox-step[-cuda][-resnet18].md.
 
     PYTHONPATH=src python benchmarks/bench_prox_step.py [--widths 0.125 0.25] [--steps 20] [--rounds 3]
-        [--devices cpu cuda]
+        [--devices cpu cuda] [--model vgg16bn | resnet18]
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 
 import sparsenets.prox.wgsef as wgsef_module
 from sparsenets.groups import coupled_layouts
-from sparsenets.models.cnn import VGG16BN
+from sparsenets.models.cnn import VGG16BN, ResNet18
 from sparsenets.optim import ProxBlock, ProxOptimizer
 from sparsenets.prox import PROXES
 
@@ -31,12 +34,17 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 SWEEP_MAX = wgsef_module._SWEEP_MAX
 
 
-def step_time(variant: str, width: float, device: torch.device, steps: int) -> tuple[float, int]:
+MODELS = {"vgg16bn": ("VGG-16-BN", VGG16BN), "resnet18": ("ResNet-18", ResNet18)}
+
+
+def step_time(
+    variant: str, width: float, device: torch.device, steps: int, model_name: str
+) -> tuple[float, int]:
     """Median seconds of one training step of `variant` ("sgd", "sweep" or "select"), and the number of aten
     operator calls in one `opt.step()` (counted by the profiler after the timed steps; a proxy for kernel
     launches on a GPU)."""
     torch.manual_seed(0)
-    model = VGG16BN(width=width).to(device)
+    model = MODELS[model_name][1](width=width).to(device)
     x = torch.randn(128, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (128,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -71,6 +79,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], help="cuda is skipped when absent")
+    parser.add_argument("--model", choices=sorted(MODELS), default="vgg16bn")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     devices = [torch.device(d) for d in args.devices if d != "cuda" or torch.cuda.is_available()]
@@ -81,7 +90,7 @@ def main() -> None:
             ops: dict[str, int] = {}
             for _ in range(args.rounds):  # interleaved so background load hits every variant alike
                 for variant in got:
-                    seconds, ops[variant] = step_time(variant, width, device, args.steps)
+                    seconds, ops[variant] = step_time(variant, width, device, args.steps, args.model)
                     got[variant].append(seconds)
             med = {v: statistics.median(t) for v, t in got.items()}
             rows.append({"device": device.type, "width": width, **med, "ops": ops})
@@ -96,8 +105,11 @@ def main() -> None:
 def write_table(rows: list[dict], device: torch.device, args: argparse.Namespace) -> None:
     """One markdown table per device type: prox-step.md (CPU) or prox-step-cuda.md."""
     where = f"CPU with {args.threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    blocks = (
+        "13 filter blocks" if args.model == "vgg16bn" else "12 coupled blocks, 4 of them residual streams"
+    )
     lines = [
-        "## WGSEF prox inside a training step (VGG-16-BN, batch 128, 13 filter blocks, keep 0.4)",
+        f"## WGSEF prox inside a training step ({MODELS[args.model][0]}, batch 128, {blocks}, keep 0.4)",
         "",
         f"Written by `benchmarks/bench_prox_step.py` (median step time over {args.steps} steps, median of "
         f"{args.rounds} interleaved rounds; {where}).",
@@ -114,7 +126,8 @@ def write_table(rows: list[dict], device: torch.device, args: argparse.Namespace
             f"| {o['sgd']} / {o['sweep']} / {o['select']} |"
         )
     DOCS.mkdir(parents=True, exist_ok=True)
-    name = "prox-step.md" if device.type == "cpu" else f"prox-step-{device.type}.md"
+    name = "prox-step" + ("" if device.type == "cpu" else f"-{device.type}")
+    name += ("" if args.model == "vgg16bn" else f"-{args.model}") + ".md"
     (DOCS / name).write_text("\n".join(lines) + "\n")
 
 
