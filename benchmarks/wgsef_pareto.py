@@ -20,7 +20,11 @@ METHODS = ("wgsef", "group_lasso", "magnitude", "tp_groupnorm")
 
 
 def load(study: Path) -> dict:
-    """{'keep', 'epochs', 'seeds', 'dense_flops', 'rows'} of one finished study folder."""
+    """{'keep', 'schedule', 'rows' (per_seed.json), 'dense_flops'} of one finished study folder."""
+    if not (study / "run.json").exists() or not (study / "per_seed.json").exists():
+        raise SystemExit(
+            f"{study} holds no run.json and per_seed.json: pass folders of finished WGSEF studies"
+        )
     cfg = json.loads((study / "run.json").read_text())["config"]
     rows = json.loads((study / "per_seed.json").read_text())
     return {
