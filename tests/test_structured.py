@@ -413,3 +413,9 @@ def test_resnet18_trains_to_exactly_k_per_coupled_group_and_compacts_through_sav
     with torch.no_grad():
         assert (model(x) - small(x)).abs().max() <= 1e-4
         assert torch.equal(again(x), small(x))
+
+
+@pytest.mark.parametrize("build", [LeNet5, VGG16BN, ResNet18])
+def test_models_reject_a_non_positive_width(build) -> None:
+    with pytest.raises(SparsenetsError, match="width must be a positive multiplier"):
+        build(width=0.0)

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from sparsenets.errors import SparsenetsError
+
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 
 
 def _scaled(c: int, width: float) -> int:
+    if not width > 0:  # also catches NaN
+        raise SparsenetsError(
+            f"width must be a positive multiplier (1.0 = the published widths); got {width}"
+        )
     return max(1, round(c * width))
 
 
