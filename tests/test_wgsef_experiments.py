@@ -202,3 +202,31 @@ def test_wgsef_resnet18_quick_run_keeps_exactly_k_per_coupled_group_and_compacts
         assert seed[method]["max_abs_diff"] <= 1e-4
     assert seed["wgsef"]["flops"] < seed["dense"]["flops"] / 4
     assert count_params(load_compact(run_dir / "seed-0" / "wgsef-compact")) == seed["wgsef"]["params"]
+
+
+def _last_lr(run_dir, method: str) -> float:
+    """The lr logged at the last step of a method's fine-tune (its metrics.jsonl outlives its checkpoints)."""
+    lines = (run_dir / "seed-0" / f"train-{method}-tune" / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(ln) for ln in lines if json.loads(ln)["split"] == "train"][-1]["lr"]
+
+
+def test_wgsef_cosine_fine_tune_anneals_every_method_to_zero_and_bad_schedule_is_one_error(tmp_path) -> None:
+    """Dense fine-tunes with a plain SGD, the others through `ProxOptimizer.hold_mask`: both get the schedule."""
+    sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1", "finetune_epochs=2"]
+    sets.append('methods=["dense","wgsef","magnitude"]')
+    const, _ = runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "c", sets=sets)
+    cos, _ = runs.execute(
+        "wgsef-lenet5-mnist", quick=True, out=tmp_path / "k", sets=[*sets, "finetune_schedule=cosine"]
+    )
+    for method in ("dense", "wgsef", "magnitude"):
+        assert _last_lr(const, method) == pytest.approx(0.01), method
+        assert _last_lr(cos, method) == pytest.approx(0.0, abs=1e-12), method
+    rows = [json.loads((d / "per_seed.json").read_text())[0] for d in (const, cos)]
+    assert rows[0]["wgsef"]["kept"] == rows[1]["wgsef"]["kept"]  # the schedule does not move the mask
+    w = [load_compact(d / "seed-0" / "wgsef-masked").state_dict() for d in (const, cos)]
+    assert any(not torch.equal(w[0][k], w[1][k]) for k in w[0])  # ... but it does change the weights
+    assert "(cosine fine-tune lr)" in (cos / "report.md").read_text()
+    with pytest.raises(ConfigError, match="finetune_schedule must be one of"):
+        runs.execute(
+            "wgsef-lenet5-mnist", quick=True, out=tmp_path / "x", sets=[*sets, "finetune_schedule=step"]
+        )

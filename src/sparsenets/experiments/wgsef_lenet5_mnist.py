@@ -25,6 +25,7 @@ class Config:
     batch_size: int = 128
     lr: float = 0.05
     finetune_lr: float = 0.01
+    finetune_schedule: str = "constant"  # or "cosine": anneal the fine-tune lr to 0 (every method alike)
     weight_decay: float = 5e-4
     seeds: int = 3
     train_limit: int = 0  # all 60000 images

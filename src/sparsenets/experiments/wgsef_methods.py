@@ -37,6 +37,14 @@ from sparsenets.train.metrics import evaluate_classifier
 
 METHODS = ("dense", "wgsef", "group_lasso", "magnitude", "tp_groupnorm")
 BASELINES = ("group_lasso", "magnitude", "tp_groupnorm")
+SCHEDULES = ("constant", "cosine")  # the fine-tune lr: held at `finetune_lr`, or cosine-annealed from it to 0
+
+
+def check_schedule(schedule: str) -> str:
+    """`schedule` if it names a fine-tune lr schedule this study knows."""
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"finetune_schedule must be one of {list(SCHEDULES)}; got {schedule!r}")
+    return schedule
 
 
 def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -70,12 +78,18 @@ def _fit(
     callbacks: tuple = (),
 ) -> None:
     """One training phase of a method: "train" (`cfg.epochs`, batches drawn with `seed`) or "tune" (the
-    fine-tune, `cfg.finetune_epochs`, with seed + 1). With `save_dir`, checkpoint every epoch in
-    `save_dir/train-METHOD-PHASE` and resume from it (a killed method restarts at its last epoch)."""
+    fine-tune, `cfg.finetune_epochs`, with seed + 1, its lr shaped by `cfg.finetune_schedule`). With
+    `save_dir`, checkpoint every epoch in `save_dir/train-METHOD-PHASE` and resume from it (a killed method
+    restarts at its last epoch, its scheduler with it)."""
     epochs = cfg.epochs if phase == "train" else cfg.finetune_epochs
     batches = TensorBatches(*data, batch_size=cfg.batch_size, seed=seed if phase == "train" else seed + 1)
     steps = max(1, epochs * batches.steps_per_epoch)
     run_dir = _train_dir(save_dir, method, phase)
+    scheduler = None
+    # runs recorded before the option existed carry no field: they fine-tuned at a constant lr
+    if phase == "tune" and check_schedule(getattr(cfg, "finetune_schedule", "constant")) == "cosine":
+        inner = opt.optimizer if isinstance(opt, ProxOptimizer) else opt  # schedulers need a torch optimizer
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(inner, T_max=steps)
 
     def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(m(batch[0]), batch[1])
@@ -87,6 +101,7 @@ def _fit(
         loss_fn,
         steps,
         callbacks=callbacks,
+        scheduler=scheduler,
         device=device,
         progress=False,
         log_every=10**9,

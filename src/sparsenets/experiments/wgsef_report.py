@@ -117,7 +117,8 @@ def plot_and_report(
         f"### {title}",
         "",
         f"Config: keep ratio {cfg.keep} per layer, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
-        f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr}, {len(per_seed)} seeds, "
+        f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr} "
+        f"({getattr(cfg, 'finetune_schedule', 'constant')} fine-tune lr), {len(per_seed)} seeds, "
         f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}, latency measured "
         f"on the CPU with {cfg.threads} thread(s).",
         "",

@@ -16,7 +16,13 @@ from torch import nn
 from sparsenets import data
 from sparsenets.compact import load_compact, measure
 from sparsenets.errors import ConfigError
-from sparsenets.experiments.wgsef_methods import METHODS, check_methods, load_progress, run_seed
+from sparsenets.experiments.wgsef_methods import (
+    METHODS,
+    check_methods,
+    check_schedule,
+    load_progress,
+    run_seed,
+)
 from sparsenets.experiments.wgsef_report import plot_and_report, summarize
 from sparsenets.runs import pool_map
 
@@ -96,6 +102,7 @@ def run_study(
         The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
     """
     methods = check_methods(cfg.methods)  # before any training
+    check_schedule(cfg.finetune_schedule)
     torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     done = _finished_seeds(ctx.dir / "per_seed.json")
