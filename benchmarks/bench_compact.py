@@ -21,18 +21,26 @@ import torch
 from sparsenets.compact import compact, measure
 from sparsenets.groups import coupled_layouts
 from sparsenets.models.cnn import VGG16BN, LeNet5, ResNet18
+from sparsenets.optim import kept_count
 from sparsenets.prox import topk_multipliers
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
 
-def masked_and_compact(model: torch.nn.Module, keep: float) -> tuple[torch.nn.Module, torch.nn.Module, float]:
-    """Zero all but the top `keep` share of coupled groups per layer; return (masked, compacted, max |diff|)."""
+def masked_and_compact(
+    model: torch.nn.Module, keep: float, counts: list[int] | None = None
+) -> tuple[torch.nn.Module, torch.nn.Module, float]:
+    """Zero all but the top `keep` share of coupled groups per layer (or the top `counts[i]` groups of layer i);
+    return (masked, compacted, max |diff|)."""
     sample = torch.randn(1, 1, 28, 28)
     model.eval()
-    for lay in coupled_layouts(model, sample):  # tracing needs autograd on; the scaling does not
+    layouts = coupled_layouts(model, sample)  # tracing needs autograd on; the scaling does not
+    ks = counts if counts is not None else [kept_count(lay.m, keep) for lay in layouts]
+    if len(ks) != len(layouts):
+        raise SystemExit(f"counts has {len(ks)} entries; the model has {len(layouts)} coupled groups")
+    for lay, k in zip(layouts, ks):
         with torch.no_grad():
-            lay.scale_(topk_multipliers(lay.norms(), max(1, round(keep * lay.m)), None))
+            lay.scale_(topk_multipliers(lay.norms(), k, None))
     small = compact(model, sample)
     x = torch.randn(64, 1, 28, 28)
     with torch.no_grad():

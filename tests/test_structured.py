@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from sparsenets.compact import (
@@ -18,7 +20,7 @@ from sparsenets.compact import (
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout, Member, coupled_layouts
 from sparsenets.models.cnn import VGG16BN, LeNet5, ResNet18
-from sparsenets.optim import ProxBlock, ProxOptimizer
+from sparsenets.optim import ProxBlock, ProxOptimizer, kept_count
 from sparsenets.prox import PROXES, topk_multipliers, wgsef_multipliers
 from sparsenets.train import TensorBatches, Trainer
 
@@ -227,6 +229,33 @@ def test_bad_layouts_and_blocks_get_clear_errors() -> None:
         ProxBlock(lay, 2, 0.1, prox=PROXES["wgsef"], weights=-torch.ones(lay.m))
     with pytest.raises(SparsenetsError, match="one value per group"):
         ProxBlock(lay, 2, 0.1, prox=PROXES["wgsef"], weights=torch.ones(lay.m + 1))
+    for bad in (0, 2.5, True):
+        with pytest.raises(SparsenetsError, match="round_to must be an integer >= 1"):
+            ProxBlock(lay, 2, 0.1, round_to=bad)
+    with pytest.raises(SparsenetsError, match="keep ratio must be in"):
+        kept_count(10, 0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5000), st.floats(1e-4, 1.0), st.sampled_from([1, 2, 8, 16, 32]))
+def test_kept_count_is_the_nearest_multiple_within_the_layer(m: int, keep: float, r: int) -> None:
+    k = kept_count(m, keep, r)
+    base = max(1, round(keep * m))
+    assert 1 <= k <= m
+    if r == 1:
+        assert k == base
+    elif k != m:  # not capped at the layer size: the multiple of r nearest round(keep·m), at least r
+        assert k % r == 0
+        assert k == r if base < r / 2 else abs(k - base) <= r / 2
+
+
+def test_a_keep_ratio_block_rounds_its_count_and_an_int_count_stays() -> None:
+    model = VGG16BN(width=1.0)
+    lays = coupled_layouts(model, torch.randn(1, 1, 28, 28))
+    ks = [ProxBlock(lay, 0.4, 0.1, round_to=16).k for lay in lays]
+    assert ks == [32, 32, 48, 48, 96, 96, 96] + [208] * 6  # 0.4·(64, 128, 256, 512), to multiples of 16
+    assert [ProxBlock(lay, 0.4, 0.1).k for lay in lays][:3] == [26, 26, 51]
+    assert ProxBlock(lays[0], 27, 0.1, round_to=16).k == 27
 
 
 def test_prox_step_applies_overlapping_blocks_in_stages() -> None:

@@ -230,3 +230,19 @@ def test_wgsef_cosine_fine_tune_anneals_every_method_to_zero_and_bad_schedule_is
         runs.execute(
             "wgsef-lenet5-mnist", quick=True, out=tmp_path / "x", sets=[*sets, "finetune_schedule=step"]
         )
+
+
+def test_wgsef_study_round_to_makes_every_method_keep_multiples() -> None:
+    from sparsenets.experiments.wgsef_lenet5_mnist import Config
+    from sparsenets.experiments.wgsef_methods import _blocks
+    from sparsenets.experiments.wgsef_report import _rounding
+    from sparsenets.models.cnn import LeNet5
+
+    sample = torch.randn(1, 1, 28, 28)
+    for penalty in ("wgsef", "group_lasso", "none"):  # "none": magnitude and TP's final selection
+        ks = [b.k for b in _blocks(Config(keep=0.5, round_to=8), LeNet5(width=0.5), sample, 0.005, penalty)]
+        assert ks == [8, 16, 128]  # (10, 25, 250) groups: round(keep·m) = (5, 12, 125), to multiples of 8
+    assert [b.k for b in _blocks(Config(keep=0.5), LeNet5(width=0.5), sample, 0.005, "wgsef")] == [5, 12, 125]
+    assert (
+        _rounding(Config(round_to=8)) == " (counts rounded to multiples of 8)" and _rounding(Config()) == ""
+    )

@@ -16,6 +16,7 @@ class Config:
 
     width: float = 1.0
     keep: float = 0.5
+    round_to: int = 1  # 8 or 16: kept counts in multiples of it (faster CPU convs; compact-counts.md)
     lam: float = 0.005  # best of {0.0025, 0.005, 0.01, 0.02, 0.04} on seed 0 (docs/methods/wgsef.md)
     lam_group_lasso: float = 0.003  # with wd 5e-4, 0.004 pruned past k (seed 1: 221 of 250 fc)
     tp_reg: float = 1e-3

@@ -30,7 +30,7 @@ from sparsenets.compact import compact, count_flops, count_params, save_compact
 from sparsenets.errors import ConfigError, SparsenetsError
 from sparsenets.files import atomic_save_safetensors, atomic_write_bytes
 from sparsenets.groups import coupled_layouts
-from sparsenets.optim import ProxBlock, ProxOptimizer
+from sparsenets.optim import ProxBlock, ProxOptimizer, kept_count
 from sparsenets.prox import PROXES, topk_multipliers
 from sparsenets.train import Callback, TensorBatches, Trainer, seed_everything
 from sparsenets.train.metrics import evaluate_classifier
@@ -126,11 +126,12 @@ def _sgd(model: nn.Module, lr: float, wd: float = 0.0) -> torch.optim.SGD:
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
 
 
-def _blocks(model: nn.Module, sample: torch.Tensor, keep: float, lam: float, penalty: str) -> list[ProxBlock]:
+def _blocks(cfg: Any, model: nn.Module, sample: torch.Tensor, lam: float, penalty: str) -> list[ProxBlock]:
     layouts = coupled_layouts(model, sample.to(next(model.parameters()).device))
     blocks = []
     for lay in layouts:
-        k = max(1, round(keep * lay.m))
+        # runs recorded before round_to existed carry no field: they kept round(keep·m)
+        k = kept_count(lay.m, cfg.keep, getattr(cfg, "round_to", 1))
         lam_b = lam
         if penalty == "group_lasso":
             lam_b = lam * lay.m / k * float(lay.norms().mean())
@@ -241,7 +242,7 @@ def run_seed(
         lam = cfg.lam if penalty == "wgsef" else cfg.lam_group_lasso
         opt = ProxOptimizer(
             _sgd(model, cfg.lr, cfg.weight_decay),  # the dense run's optimizer; the penalty comes on top
-            _blocks(model, sample, cfg.keep, lam, penalty),
+            _blocks(cfg, model, sample, lam, penalty),
             select=topk_multipliers,
             warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
         )
@@ -337,7 +338,7 @@ def _magnitude(
     t0 = time.perf_counter()
     opt = ProxOptimizer(
         _sgd(snapshot, cfg.finetune_lr, cfg.weight_decay),
-        _blocks(snapshot, sample, cfg.keep, 0.0, "none"),
+        _blocks(cfg, snapshot, sample, 0.0, "none"),
         select=topk_multipliers,
     )
     extra = {"accuracy_before_select": _accuracy(snapshot, test)}
@@ -374,7 +375,7 @@ def _tp_groupnorm(
     _fit(model, opt, train, cfg, seed, device, save_dir, "tp_groupnorm", "train", (_Regularize(pruner),))
     opt = ProxOptimizer(
         _sgd(model, cfg.lr, cfg.weight_decay),
-        _blocks(model, sample, cfg.keep, 0.0, "none"),
+        _blocks(cfg, model, sample, 0.0, "none"),
         select=topk_multipliers,
     )
     finish("tp_groupnorm", model, opt, t0, {})

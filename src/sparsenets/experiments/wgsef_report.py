@@ -116,7 +116,7 @@ def plot_and_report(
     lines = [
         f"### {title}",
         "",
-        f"Config: keep ratio {cfg.keep} per layer, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
+        f"Config: keep ratio {cfg.keep} per layer{_rounding(cfg)}, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
         f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr} "
         f"({getattr(cfg, 'finetune_schedule', 'constant')} fine-tune lr), {len(per_seed)} seeds, "
         f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}, latency measured "
@@ -208,3 +208,9 @@ def plot_and_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _rounding(cfg: Any) -> str:
+    """ " (counts rounded to multiples of N)" when the study rounds its kept counts, else ""."""
+    r = getattr(cfg, "round_to", 1)
+    return f" (counts rounded to multiples of {r})" if r > 1 else ""

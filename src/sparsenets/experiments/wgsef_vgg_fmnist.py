@@ -22,6 +22,7 @@ class Config:
 
     width: float = 0.125
     keep: float = 0.4
+    round_to: int = 1  # 8 or 16: kept counts in multiples of it (faster CPU convs; compact-counts.md)
     lam: float = 0.02  # seed-0 sweep 0.005-0.02 within 0.55 pt (noise); 0.01 gave less on seeds 1-3 (docs)
     lam_group_lasso: float = 0.02
     tp_reg: float = 1e-3
