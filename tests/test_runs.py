@@ -84,6 +84,20 @@ def test_out_folder_of_another_config_is_refused(tmp_path, toy_name) -> None:
         runs.execute(toy_name, out=tmp_path / "r")
 
 
+def test_out_folder_written_before_a_config_key_existed_resumes_at_that_keys_default(
+    tmp_path, toy_name
+) -> None:
+    out = tmp_path / "r"
+    _, first = runs.execute(toy_name, quick=True, out=out)
+    ident = json.loads((out / "run.json").read_text())
+    del ident["config"]["width"]  # as if `width` were added to the Config class after this run
+    (out / "run.json").write_text(json.dumps(ident))
+    _, again = runs.execute(toy_name, quick=True, out=out)  # width at its default: the same run
+    assert again == first
+    with pytest.raises(ConfigError, match="another config"):  # width set to something else: another run
+        runs.execute(toy_name, quick=True, out=out, sets=["width=9"])
+
+
 def test_cli_missing_dataset_is_exit_2_naming_the_install_command(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("SPARSENETS_DATA", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("DEB_ROOT", str(tmp_path / "empty-root"))

@@ -133,6 +133,17 @@ def make_config(exp: Experiment, quick: bool = False, sets: list[str] | None = N
     return exp.config_cls(**values)
 
 
+def _with_new_defaults(stored: dict[str, Any], identity: dict[str, Any], exp: Experiment, quick: bool) -> Any:
+    """`stored` with the config keys it lacks filled in, where this run leaves them at their defaults: a folder
+    written before a config key existed still resumes, unless this run sets that key to something else."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+        return stored
+    defaults = json.loads(json.dumps(dataclasses.asdict(make_config(exp, quick))))
+    now = identity["config"]
+    added = {k: now[k] for k in now.keys() - stored["config"].keys() if now[k] == defaults.get(k, object())}
+    return {**stored, "config": {**stored["config"], **added}}
+
+
 def config_hash(name: str, config: Any, seed: int) -> str:
     """Eight hex digits that identify (experiment, config, seed)."""
     blob = json.dumps(
@@ -249,7 +260,7 @@ def execute(
             raise ConfigError(
                 f"{ident_path} is unreadable; choose another --out (nothing was changed)"
             ) from e
-        if stored != identity:
+        if _with_new_defaults(stored, identity, exp, quick) != identity:
             raise ConfigError(
                 f"run folder {run_dir} holds a run with another config or seed; choose another --out "
                 "(nothing was changed)"
