@@ -232,8 +232,11 @@ def test_bad_layouts_and_blocks_get_clear_errors() -> None:
     for bad in (0, 2.5, True):
         with pytest.raises(SparsenetsError, match="round_to must be an integer >= 1"):
             ProxBlock(lay, 2, 0.1, round_to=bad)
-    with pytest.raises(SparsenetsError, match="keep ratio must be in"):
-        kept_count(10, 0.0)
+    for keep in (0.0, 1.5, float("nan")):
+        with pytest.raises(SparsenetsError, match="keep ratio must be in"):
+            kept_count(10, keep)
+    with pytest.raises(SparsenetsError, match="at least one group"):
+        kept_count(0, 0.5)
 
 
 @settings(max_examples=300, deadline=None)

@@ -32,6 +32,8 @@ def kept_count(m: int, keep: float, round_to: int = 1) -> int:
         keep: keep ratio in (0, 1].
         round_to: multiple to round to (>= 1; 1 = no rounding).
     """
+    if m < 1:
+        raise SparsenetsError(f"a layer needs at least one group; got m={m}")
     if not 0 < keep <= 1:
         raise SparsenetsError(f"keep ratio must be in (0, 1]; got {keep}")
     _check_round_to(round_to)
