@@ -246,3 +246,15 @@ def test_wgsef_study_round_to_makes_every_method_keep_multiples() -> None:
     assert (
         _rounding(Config(round_to=8)) == " (counts rounded to multiples of 8)" and _rounding(Config()) == ""
     )
+
+
+def test_wgsef_study_rejects_a_bad_round_to_or_keep_before_any_training(tmp_path) -> None:
+    from sparsenets.errors import SparsenetsError
+
+    for bad, message in (
+        ("round_to=0", "round_to must be an integer"),
+        ("keep=1.5", "keep ratio must be in"),
+    ):
+        with pytest.raises(SparsenetsError, match=message):
+            runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / bad, sets=[bad, "seeds=1"])
+        assert not list((tmp_path / bad).glob("seed-*")), "nothing trained"

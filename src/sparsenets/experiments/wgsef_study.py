@@ -24,6 +24,7 @@ from sparsenets.experiments.wgsef_methods import (
     run_seed,
 )
 from sparsenets.experiments.wgsef_report import plot_and_report, summarize
+from sparsenets.optim import kept_count
 from sparsenets.runs import pool_map
 
 __all__ = ["METHODS", "run_study"]
@@ -103,6 +104,7 @@ def run_study(
     """
     methods = check_methods(cfg.methods)  # before any training
     check_schedule(cfg.finetune_schedule)
+    kept_count(1, cfg.keep, cfg.round_to)  # a bad keep ratio or round_to fails here, not after dense
     torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     done = _finished_seeds(ctx.dir / "per_seed.json")
