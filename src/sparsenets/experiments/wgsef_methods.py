@@ -86,8 +86,7 @@ def _fit(
     steps = max(1, epochs * batches.steps_per_epoch)
     run_dir = _train_dir(save_dir, method, phase)
     scheduler = None
-    # runs recorded before the option existed carry no field: they fine-tuned at a constant lr
-    if phase == "tune" and check_schedule(getattr(cfg, "finetune_schedule", "constant")) == "cosine":
+    if phase == "tune" and check_schedule(cfg.finetune_schedule) == "cosine":
         inner = opt.optimizer if isinstance(opt, ProxOptimizer) else opt  # schedulers need a torch optimizer
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(inner, T_max=steps)
 
@@ -130,8 +129,7 @@ def _blocks(cfg: Any, model: nn.Module, sample: torch.Tensor, lam: float, penalt
     layouts = coupled_layouts(model, sample.to(next(model.parameters()).device))
     blocks = []
     for lay in layouts:
-        # runs recorded before round_to existed carry no field: they kept round(keep·m)
-        k = kept_count(lay.m, cfg.keep, getattr(cfg, "round_to", 1))
+        k = kept_count(lay.m, cfg.keep, cfg.round_to)
         lam_b = lam
         if penalty == "group_lasso":
             lam_b = lam * lay.m / k * float(lay.norms().mean())

@@ -118,7 +118,7 @@ def plot_and_report(
         "",
         f"Config: keep ratio {cfg.keep} per layer{_rounding(cfg)}, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
         f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr} "
-        f"({getattr(cfg, 'finetune_schedule', 'constant')} fine-tune lr), {len(per_seed)} seeds, "
+        f"({cfg.finetune_schedule} fine-tune lr), {len(per_seed)} seeds, "
         f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}, latency measured "
         f"on the CPU with {cfg.threads} thread(s).",
         "",
@@ -212,5 +212,4 @@ def plot_and_report(
 
 def _rounding(cfg: Any) -> str:
     """ " (counts rounded to multiples of N)" when the study rounds its kept counts, else ""."""
-    r = getattr(cfg, "round_to", 1)
-    return f" (counts rounded to multiples of {r})" if r > 1 else ""
+    return f" (counts rounded to multiples of {cfg.round_to})" if cfg.round_to > 1 else ""
