@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -95,6 +96,25 @@ def test_diverging_loss_raises_clear_error() -> None:
     t = _make(None, lr=1e30, dropout=0.0)
     with pytest.raises(SparsenetsError, match="lower the learning rate"):
         t.fit()
+
+
+def test_nan_loss_is_caught_before_the_next_checkpoint_which_is_never_written(tmp_path) -> None:
+    """The finite check is deferred (no host read per step) but always runs before a checkpoint is written."""
+    from sparsenets.train import latest_checkpoint
+
+    t = _make(tmp_path, steps=40)
+    inner, calls = t.loss_fn, []
+
+    def loss_fn(m: torch.nn.Module, b: tuple) -> torch.Tensor:
+        calls.append(1)
+        return inner(m, b) * (math.nan if len(calls) == 10 else 1.0)  # the loss of step 9 (0-based)
+
+    t.loss_fn = loss_fn
+    with pytest.raises(
+        SparsenetsError, match="NaN or inf between steps 8 and 10"
+    ):  # logged at 8, evaluated at 10
+        t.fit()
+    assert latest_checkpoint(tmp_path / "checkpoints").name == "ckpt-000000007.json"  # 14 never written
 
 
 def test_metrics_log_is_json_lines(tmp_path) -> None:

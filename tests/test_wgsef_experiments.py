@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -258,3 +259,70 @@ def test_wgsef_study_rejects_a_bad_round_to_or_keep_before_any_training(tmp_path
         with pytest.raises(SparsenetsError, match=message):
             runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / bad, sets=[bad, "seeds=1"])
         assert not list((tmp_path / bad).glob("seed-*")), "nothing trained"
+
+
+def test_wgsef_distill_jobs_wait_for_their_seeds_dense_which_goes_first() -> None:
+    from sparsenets.experiments.wgsef_study import _job_order
+
+    methods = ("dense", "wgsef", "group_lasso", "magnitude")
+    order, after = _job_order([1, 2], methods, distill=False)
+    assert order[:3] == [(1, "dense"), (1, "wgsef"), (1, "group_lasso")] and order[-1] == (2, "magnitude")
+    assert [order[a[0]] for a, (s, m) in zip(after, order) if a] == [(1, "dense"), (2, "dense")]
+    order, after = _job_order([1, 2], methods, distill=True)
+    assert order[:2] == [(1, "dense"), (2, "dense")]
+    for (s, m), waits in zip(order, after):
+        assert [order[i] for i in waits] == ([] if m == "dense" else [(s, "dense")])
+
+
+def test_wgsef_distilled_fine_tune_follows_the_teacher(tmp_path) -> None:
+    """With weight 1 the fine-tune sees only the teacher: a teacher that always says class 3 wins over labels."""
+    from sparsenets.experiments.wgsef_lenet5_mnist import Config
+    from sparsenets.experiments.wgsef_methods import _fit
+    from sparsenets.models.cnn import LeNet5
+
+    class Always3(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.one_hot(torch.full((len(x),), 3), 10).float() * 20.0
+
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    cfg = Config(distill=1.0, distill_temperature=1.0, finetune_epochs=3, finetune_lr=0.05, width=0.5)
+    model = LeNet5(width=0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.finetune_lr, momentum=0.9)
+    _fit(model, opt, (x, y), cfg, 0, torch.device("cpu"), None, "wgsef", "tune", teacher=Always3())
+    with torch.no_grad():
+        assert float((model(x).argmax(1) == 3).float().mean()) > 0.95
+
+
+def test_wgsef_distill_needs_dense_and_bad_settings_fail_before_training(tmp_path) -> None:
+    from sparsenets.errors import SparsenetsError
+    from sparsenets.experiments.wgsef_lenet5_mnist import Config
+    from sparsenets.experiments.wgsef_methods import run_seed
+    from sparsenets.models.cnn import LeNet5
+
+    data = (torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
+    with pytest.raises(SparsenetsError, match=r"distillation \(distill=0.5\) needs dense run first"):
+        run_seed(Config(distill=0.5), LeNet5, data, data, 0, print, save_dir=tmp_path, only=["wgsef"])
+    with pytest.raises(ConfigError, match="distill must be a weight"):
+        runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "x", sets=["distill=2", "seeds=1"])
+    assert not list((tmp_path / "x").glob("seed-*")), "nothing trained"
+
+
+def test_wgsef_distilled_study_resumes_with_the_teacher_from_its_file(tmp_path) -> None:
+    """A seed killed after dense: the resumed sparse methods load dense-final and the report says distilled."""
+    out = tmp_path / "run"
+    sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1", "distill=0.5"]
+    sets.append('methods=["dense","wgsef","magnitude"]')
+    runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
+    first = json.loads((out / "per_seed.json").read_text())[0]
+    assert (out / "seed-0" / "dense-final.safetensors").exists()
+    assert "distilled from dense, weight 0.5" in (out / "report.md").read_text()
+    for name in ("per_seed.json", "result.json", "seed-0/method-wgsef.json", "seed-0/method-magnitude.json"):
+        (out / name).unlink()
+    for path in (out / "seed-0").glob("train-*"):
+        if "dense" not in path.name:
+            shutil.rmtree(path)
+    runs.execute("wgsef-lenet5-mnist", quick=True, out=out, sets=sets)
+    again = json.loads((out / "per_seed.json").read_text())[0]
+    for method in ("wgsef", "magnitude"):  # same teacher from the file as in memory: the same CPU result
+        assert again[method]["accuracy"] == first[method]["accuracy"], method

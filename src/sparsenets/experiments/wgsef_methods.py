@@ -8,6 +8,9 @@ same architecture and FLOPs):
   initialisation: λ_gl = λ·(m/k)·mean(r_init);
 - magnitude: the dense model after `epochs`, top-k coupled groups by norm, fine-tune;
 - tp_groupnorm: Torch-Pruning's GroupNormPruner regulariser during training, top-k by group norm, fine-tune.
+
+With `cfg.distill` > 0 every sparse method's fine-tune also distils from the finished dense model (same teacher,
+same weight and temperature for all), so each needs its seed's dense run first.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sparsenets.files import atomic_save_safetensors, atomic_write_bytes
 from sparsenets.groups import coupled_layouts
 from sparsenets.optim import ProxBlock, ProxOptimizer, kept_count
 from sparsenets.prox import PROXES, topk_multipliers
-from sparsenets.train import Callback, TensorBatches, Trainer, seed_everything
+from sparsenets.train import Callback, TensorBatches, Trainer, distill_loss, seed_everything
 from sparsenets.train.metrics import evaluate_classifier
 
 METHODS = ("dense", "wgsef", "group_lasso", "magnitude", "tp_groupnorm")
@@ -76,22 +79,30 @@ def _fit(
     method: str,
     phase: str,
     callbacks: tuple = (),
+    teacher: nn.Module | None = None,
 ) -> None:
     """One training phase of a method: "train" (`cfg.epochs`, batches drawn with `seed`) or "tune" (the
-    fine-tune, `cfg.finetune_epochs`, with seed + 1, its lr shaped by `cfg.finetune_schedule`). With
+    fine-tune, `cfg.finetune_epochs`, with seed + 1, its lr shaped by `cfg.finetune_schedule`; with a
+    `teacher`, the loss distils from it with weight `cfg.distill` at `cfg.distill_temperature`). With
     `save_dir`, checkpoint every epoch in `save_dir/train-METHOD-PHASE` and resume from it (a killed method
     restarts at its last epoch, its scheduler with it)."""
     epochs = cfg.epochs if phase == "train" else cfg.finetune_epochs
     batches = TensorBatches(*data, batch_size=cfg.batch_size, seed=seed if phase == "train" else seed + 1)
     steps = max(1, epochs * batches.steps_per_epoch)
     run_dir = _train_dir(save_dir, method, phase)
+    if teacher is not None:  # a fixed reference: running BN statistics, no gradients
+        teacher.to(device).eval().requires_grad_(False)
     scheduler = None
     if phase == "tune" and check_schedule(cfg.finetune_schedule) == "cosine":
         inner = opt.optimizer if isinstance(opt, ProxOptimizer) else opt  # schedulers need a torch optimizer
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(inner, T_max=steps)
 
     def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(m(batch[0]), batch[1])
+        if teacher is None:
+            return F.cross_entropy(m(batch[0]), batch[1])
+        with torch.no_grad():
+            soft = teacher(batch[0])
+        return distill_loss(m(batch[0]), soft, batch[1], cfg.distill, cfg.distill_temperature)
 
     Trainer(
         model,
@@ -170,6 +181,9 @@ def run_seed(
     out = load_progress(save_dir, seed)
     if "magnitude" in methods and "magnitude" not in out and "dense" not in out and "dense" not in methods:
         raise SparsenetsError(f"seed {seed}: the magnitude baseline starts from dense; run dense first")
+    students = [m for m in methods if m != "dense" and m not in out]
+    if cfg.distill > 0 and students and "dense" not in out and "dense" not in methods:
+        raise SparsenetsError(f"seed {seed}: distillation (distill={cfg.distill}) needs dense run first")
     if any(m in out for m in methods):
         log(f"  seed {seed}: resuming after {', '.join(m for m in methods if m in out)}")
     steps_per_epoch = TensorBatches(*train, batch_size=cfg.batch_size, seed=seed).steps_per_epoch
@@ -182,7 +196,7 @@ def run_seed(
             opt.hold_mask(_sgd(model, cfg.finetune_lr, cfg.weight_decay))
             extra["accuracy_after_select"] = _accuracy(model, test)
             extra["k"] = [b.k for b in opt.blocks]
-            _fit(model, opt, train, cfg, seed, device, save_dir, name, "tune")
+            _fit(model, opt, train, cfg, seed, device, save_dir, name, "tune", teacher=teacher)
             extra["kept"] = opt.kept()
         model.cpu()  # compaction and latency are CPU measurements
         small = compact(model.eval(), sample)
@@ -203,11 +217,13 @@ def run_seed(
         )
         return small
 
-    # dense (its state after `epochs` seeds the magnitude baseline)
-    snapshot = None
+    # dense (its state after `epochs` seeds the magnitude baseline; the finished model is the teacher)
+    snapshot = teacher = None
     if "dense" in out:
         if "magnitude" in methods and "magnitude" not in out:
             snapshot = _load_snapshot(make_model, save_dir)
+        if cfg.distill > 0 and students:
+            teacher = _load_snapshot(make_model, save_dir, _TEACHER)
     elif "dense" in methods:
         t0 = time.perf_counter()
         seed_everything(seed)
@@ -229,6 +245,9 @@ def run_seed(
         log(f"  seed {seed} dense: acc {out['dense']['accuracy']:.2f} ({out['dense']['seconds']:.0f}s)")
         if save_dir is not None:
             _save_snapshot(snapshot, save_dir)
+            _save_snapshot(dense, save_dir, _TEACHER)
+        if cfg.distill > 0:
+            teacher = dense
         _save_progress(save_dir, seed, "dense", out)
         _drop_checkpoints(save_dir, "dense")
 
@@ -253,7 +272,7 @@ def run_seed(
         _drop_checkpoints(save_dir, penalty)
 
     if "magnitude" in methods and "magnitude" not in out:
-        _magnitude(cfg, snapshot, sample, train, test, seed, device, finish, save_dir)
+        _magnitude(cfg, snapshot, sample, train, test, seed, device, finish, save_dir, teacher)
         _save_progress(save_dir, seed, "magnitude", out)
         _drop_checkpoints(save_dir, "magnitude")
     if "tp_groupnorm" in methods and "tp_groupnorm" not in out:
@@ -265,6 +284,7 @@ def run_seed(
 
 _LEGACY_PROGRESS = "methods.json"  # one file per seed, written before session 7: still read
 _SNAPSHOT = "dense-snapshot.safetensors"
+_TEACHER = "dense-final.safetensors"  # the finished dense model: the distillation teacher
 _DENSE_RECORD = "method-dense.json (methods.json in runs from before session 7)"
 
 
@@ -298,18 +318,21 @@ def _save_progress(save_dir: Path | None, seed: int, method: str, out: dict[str,
         atomic_write_bytes(save_dir / f"method-{method}.json", body.encode())
 
 
-def _save_snapshot(model: nn.Module, save_dir: Path) -> None:
-    """The dense model after `epochs` (the magnitude baseline's start), for a resumed seed."""
+def _save_snapshot(model: nn.Module, save_dir: Path, name: str = _SNAPSHOT) -> None:
+    """A dense model's weights for a resumed seed or a parallel job: after `epochs` (`_SNAPSHOT`, the magnitude
+    baseline's start) or finished (`_TEACHER`, the distillation teacher)."""
     save_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_save_safetensors(state, save_dir / _SNAPSHOT)
+    atomic_save_safetensors(state, save_dir / name)
 
 
-def _load_snapshot(make_model: Callable[[], nn.Module], save_dir: Path | None) -> nn.Module:
-    path = None if save_dir is None else save_dir / _SNAPSHOT
+def _load_snapshot(
+    make_model: Callable[[], nn.Module], save_dir: Path | None, name: str = _SNAPSHOT
+) -> nn.Module:
+    path = None if save_dir is None else save_dir / name
     if path is None or not path.exists():
         raise SparsenetsError(
-            f"dense is recorded as finished but its snapshot {path} is missing; delete {_DENSE_RECORD} to re-run it"
+            f"dense is recorded as finished but its weights {path} are missing; delete {_DENSE_RECORD} to re-run it"
         )
     model = make_model()
     try:
@@ -331,6 +354,7 @@ def _magnitude(
     device: torch.device,
     finish: Callable[..., nn.Module],
     save_dir: Path | None = None,
+    teacher: nn.Module | None = None,
 ) -> None:
     """Magnitude pruning of the dense snapshot (top-k coupled groups by norm), then the common fine-tune."""
     t0 = time.perf_counter()
@@ -342,7 +366,7 @@ def _magnitude(
     extra = {"accuracy_before_select": _accuracy(snapshot, test)}
     opt.hold_mask()
     extra["accuracy_after_select"] = _accuracy(snapshot, test)
-    _fit(snapshot, opt, train, cfg, seed, device, save_dir, "magnitude", "tune")
+    _fit(snapshot, opt, train, cfg, seed, device, save_dir, "magnitude", "tune", teacher=teacher)
     extra["kept"] = opt.kept()
     finish("magnitude", snapshot, None, t0, extra)
 

@@ -118,7 +118,7 @@ def plot_and_report(
         "",
         f"Config: keep ratio {cfg.keep} per layer{_rounding(cfg)}, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
         f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr} "
-        f"({cfg.finetune_schedule} fine-tune lr), {len(per_seed)} seeds, "
+        f"({cfg.finetune_schedule} fine-tune lr{_distilled(cfg)}), {len(per_seed)} seeds, "
         f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}, latency measured "
         f"on the CPU with {cfg.threads} thread(s).",
         "",
@@ -213,3 +213,10 @@ def plot_and_report(
 def _rounding(cfg: Any) -> str:
     """ " (counts rounded to multiples of N)" when the study rounds its kept counts, else ""."""
     return f" (counts rounded to multiples of {cfg.round_to})" if cfg.round_to > 1 else ""
+
+
+def _distilled(cfg: Any) -> str:
+    """ "; distilled from dense, weight α at T" when the sparse fine-tunes distil, else ""."""
+    if cfg.distill <= 0:
+        return ""
+    return f"; sparse fine-tunes distilled from dense, weight {cfg.distill} at T = {cfg.distill_temperature}"

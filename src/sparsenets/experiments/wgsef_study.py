@@ -26,6 +26,7 @@ from sparsenets.experiments.wgsef_methods import (
 from sparsenets.experiments.wgsef_report import plot_and_report, summarize
 from sparsenets.optim import kept_count
 from sparsenets.runs import pool_map
+from sparsenets.train import check_distill
 
 __all__ = ["METHODS", "run_study"]
 
@@ -80,6 +81,25 @@ def _finished_seeds(path: Path) -> dict[int, dict[str, Any]]:
     return {r["seed"]: r for r in rows if "seed" in r}
 
 
+def _job_order(
+    seeds: list[int], methods: tuple[str, ...], distill: bool
+) -> tuple[list[tuple[int, str]], list[list[int]]]:
+    """The (seed, method) jobs in submission order, and for each the indices of the jobs it waits for.
+
+    Magnitude (it starts from dense, and its fine-tune is short) comes last and waits for its own seed's dense
+    job; with distillation every sparse method waits for it (dense is the teacher), so the dense jobs go first.
+    """
+    if distill:
+        order = [(s, "dense") for s in seeds if "dense" in methods]
+        order += [(s, m) for s in seeds for m in methods if m not in ("dense", "magnitude")]
+    else:
+        order = [(s, m) for s in seeds for m in methods if m != "magnitude"]
+    order += [(s, m) for s in seeds for m in methods if m == "magnitude"]
+    waits = ("magnitude",) if not distill else tuple(m for m in methods if m != "dense")
+    after = [[order.index((s, "dense"))] if m in waits and (s, "dense") in order else [] for s, m in order]
+    return order, after
+
+
 def run_study(
     cfg: Any,
     ctx: Any,
@@ -95,7 +115,7 @@ def run_study(
 
     Seeds already in the run folder's per_seed.json are reused, and so are the methods a killed run recorded
     for the others (`seed-N/method-NAME.json`). Every (seed, method) pair is one job; magnitude (it starts from
-    dense) waits only for its own seed's dense job. With `cfg.workers` > 1 the jobs run in parallel processes
+    dense), and with `cfg.distill` every sparse method, waits only for its own seed's dense job. With `cfg.workers` > 1 the jobs run in parallel processes
     (`make_model` must then be picklable) — on a GPU, where each method's steps are launch-bound, that keeps the
     device busy.
 
@@ -104,17 +124,13 @@ def run_study(
     """
     methods = check_methods(cfg.methods)  # before any training
     check_schedule(cfg.finetune_schedule)
+    check_distill(cfg.distill, cfg.distill_temperature)
     kept_count(1, cfg.keep, cfg.round_to)  # a bad keep ratio or round_to fails here, not after dense
     torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     done = _finished_seeds(ctx.dir / "per_seed.json")
     todo = [s for s in seeds if s not in done]
-    # magnitude (a short fine-tune) last, each waiting only for its own seed's dense run
-    order = [(s, m) for s in todo for m in methods if m != "magnitude"]
-    order += [(s, m) for s in todo for m in methods if m == "magnitude"]
-    after = [
-        [order.index((s, "dense"))] if m == "magnitude" and (s, "dense") in order else [] for s, m in order
-    ]
+    order, after = _job_order(todo, methods, cfg.distill > 0)
     jobs = [(cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}", (m,)) for s, m in order]
     for _ in pool_map(_seed_job, jobs, cfg.workers, after):
         pass  # each job records its method in its seed folder

@@ -33,6 +33,8 @@ class Config:
     lr: float = 0.05
     finetune_lr: float = 0.01
     finetune_schedule: str = "constant"  # or "cosine": anneal the fine-tune lr to 0 (every method alike)
+    distill: float = 0.0  # > 0: every sparse method's fine-tune distils from the finished dense model
+    distill_temperature: float = 4.0
     weight_decay: float = 5e-4
     seeds: int = 3
     train_limit: int = 10000

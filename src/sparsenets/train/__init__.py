@@ -5,6 +5,7 @@ from sparsenets.train.callbacks import Callback, TrainState
 from sparsenets.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sparsenets.train.dist import DistInfo, default_device, init_distributed
 from sparsenets.train.loop import Trainer, seed_everything
+from sparsenets.train.losses import check_distill, distill_loss
 
 __all__ = [
     "Callback",
@@ -13,7 +14,9 @@ __all__ = [
     "TensorBatches",
     "TrainState",
     "Trainer",
+    "check_distill",
     "default_device",
+    "distill_loss",
     "init_distributed",
     "latest_checkpoint",
     "load_checkpoint",

@@ -21,6 +21,8 @@ from sparsenets.train.batches import Batch, to_device
 from sparsenets.train.callbacks import Callback, TrainState
 from sparsenets.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
+_VERIFY_EVERY = 64  # steps between host reads of the loss sum: a NaN loss is reported within this many steps
+
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
 
@@ -106,6 +108,7 @@ class Trainer:
         self.progress = progress
         self.history: list[dict[str, float]] = []
         self._loss_sum, self._loss_n = 0.0, 0
+        self._verified = 0  # every training loss up to this step was checked finite
 
     # ----------------------------------------------------------------------------------------------- files
     @property
@@ -186,6 +189,7 @@ class Trainer:
         if self.run_dir is not None and self.info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         start = self._resume()
+        self._verified = start
         state = TrainState(step=start, module=self.module, trainer=self)
         for cb in self.callbacks:
             cb.on_train_start(state)
@@ -202,10 +206,6 @@ class Trainer:
             batch = to_device(self.batches(step), self.device)
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.model, batch)
-            if not torch.isfinite(loss):
-                raise SparsenetsError(
-                    f"training loss became {loss.item()} at step {step}; lower the learning rate or check the data"
-                )
             loss.backward()
             for cb in self.callbacks:
                 cb.after_backward(state)
@@ -220,14 +220,21 @@ class Trainer:
             self._loss_sum = self._loss_sum + loss.detach()  # stays on device: no sync per step
             self._loss_n += 1
             done = step + 1
-            if done % self.log_every == 0 or done == self.steps:
+            log_now = done % self.log_every == 0 or done == self.steps
+            eval_now = bool(self.eval_every) and done % self.eval_every == 0 and done != self.steps
+            save_now = (
+                bool(self.checkpoint_every) and done % self.checkpoint_every == 0 and done != self.steps
+            )
+            if log_now or eval_now or save_now or done % _VERIFY_EVERY == 0:
+                self._verify_loss(done)
+            if log_now:
                 mean = float(self._loss_sum) / max(self._loss_n, 1)
                 self._log({"step": done, "split": "train", "loss": mean, "lr": self._lr()})
                 bar.set_postfix(loss=f"{mean:.4f}")
                 self._loss_sum, self._loss_n = 0.0, 0
-            if self.eval_every and done % self.eval_every == 0 and done != self.steps:
+            if eval_now:
                 self.evaluate(state)
-            if self.checkpoint_every and done % self.checkpoint_every == 0 and done != self.steps:
+            if save_now:
                 self.save(done)
             bar.update(1)
         bar.close()
@@ -239,6 +246,16 @@ class Trainer:
         if start < self.steps:  # a run resumed at its end has nothing new to save (and must not rewrite it)
             self.save(self.steps)
         return self.history
+
+    def _verify_loss(self, done: int) -> None:
+        """Raise if any training loss since the last check was NaN or inf: one host read of the running loss sum
+        covers all those steps (a read per step would stall a GPU's queue)."""
+        if self._loss_n and not math.isfinite(float(self._loss_sum)):
+            raise SparsenetsError(
+                f"training loss became NaN or inf between steps {self._verified} and {done}; "
+                "lower the learning rate or check the data (checkpoints before that step are kept)"
+            )
+        self._verified = done
 
     def _lr(self) -> float:
         lr = self.optimizer.param_groups[0].get("lr", math.nan)
