@@ -16,6 +16,7 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from sparsenets.errors import SparsenetsError
 from sparsenets.groups import coupled_layouts
 from sparsenets.optim import ProxBlock, ProxOptimizer
 from sparsenets.prox import PROXES, topk_multipliers
@@ -30,7 +31,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train(out: str, rank: int = 0, world: int = 1, port: int = 0, prox: bool = False) -> None:
+def _train(
+    out: str, rank: int = 0, world: int = 1, port: int = 0, prox: bool = False, nan_at: int | None = None
+) -> None:
     torch.set_num_threads(1)
     if world > 1:
         os.environ.update(
@@ -50,12 +53,19 @@ def _train(out: str, rank: int = 0, world: int = 1, port: int = 0, prox: bool = 
         opt = ProxOptimizer(
             opt, [ProxBlock(layout, 8, 0.05, PROXES["wgsef"])], topk_multipliers, warmup_steps=10
         )
+    calls = []
+
+    def loss_fn(m: torch.nn.Module, b: tuple) -> torch.Tensor:  # NaN once, on the last rank, at step `nan_at`
+        calls.append(1)
+        bad = nan_at is not None and rank == world - 1 and len(calls) == nan_at + 1
+        return F.cross_entropy(m(b[0]), b[1]) * (float("nan") if bad else 1.0)
+
     trainer = Trainer(
         model,
         opt,
         TensorBatches(x, y, batch_size=64, seed=1),
-        lambda m, b: F.cross_entropy(m(b[0]), b[1]),
-        40,
+        loss_fn,
+        40 if nan_at is None else nan_at + 10,
         device="cpu",
         progress=False,
     )
@@ -70,6 +80,23 @@ def _train(out: str, rank: int = 0, world: int = 1, port: int = 0, prox: bool = 
 
 def _worker(rank: int, out: str, world: int, port: int, prox: bool = False) -> None:
     _train(out, rank, world, port, prox)
+
+
+def _nan_worker(rank: int, out: str, world: int, port: int, nan_at: int) -> None:
+    """Train with a NaN loss on the last rank only; record the error each rank raised."""
+    try:
+        _train(out, rank, world, port, nan_at=nan_at)
+    except SparsenetsError as err:
+        Path(f"{out}.rank{rank}").write_text(str(err))
+        torch_dist.destroy_process_group()
+
+
+def test_nan_loss_on_one_rank_stops_every_rank_with_the_same_clear_error(tmp_path) -> None:
+    """The finite check reads the loss sum averaged over ranks: all stop at the same step, none is stranded."""
+    out = str(tmp_path / "nan.pt")
+    mp.spawn(_nan_worker, args=(out, 2, _free_port(), 63), nprocs=2, join=True)
+    errors = [Path(f"{out}.rank{r}").read_text() for r in range(2)]
+    assert errors[0] == errors[1] and "NaN or inf between steps 50 and 64" in errors[0]  # logged at 50
 
 
 def test_two_processes_equal_one(tmp_path) -> None:

@@ -250,7 +250,8 @@ class Trainer:
     def _verify_loss(self, done: int) -> None:
         """Raise if any training loss since the last check was NaN or inf: one host read of the running loss sum
         covers all those steps (a read per step would stall a GPU's queue)."""
-        if self._loss_n and not math.isfinite(float(self._loss_sum)):
+        # averaged over ranks, so every rank raises together (a NaN on one rank alone would strand the others)
+        if self._loss_n and not math.isfinite(float(dist.all_reduce_mean(torch.as_tensor(self._loss_sum)))):
             raise SparsenetsError(
                 f"training loss became NaN or inf between steps {self._verified} and {done}; "
                 "lower the learning rate or check the data (checkpoints before that step are kept)"
