@@ -304,6 +304,31 @@ def test_nan_weights_stop_the_prox_step_naming_the_block() -> None:
         opt.step()
 
 
+def test_deferred_finiteness_check_raises_at_its_interval_and_before_a_checkpoint() -> None:
+    """With check_every (the GPU default is 64: no host read per step) NaN weights raise at the next check, and
+    `state_dict` (a checkpoint), `finalize` and `kept` always check first."""
+    model = LeNet5(width=0.5)
+    lay = GroupLayout.of_layer(model, "3")
+    opt = ProxOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        [ProxBlock(lay, 2, 0.1, PROXES["wgsef"])],
+        topk_multipliers,
+        check_every=4,
+    )
+    with torch.no_grad():
+        model[3].weight[0, 0, 0, 0] = float("nan")
+    for _ in range(3):
+        opt.step()  # steps 1-3: not checked yet
+    with pytest.raises(SparsenetsError, match="block '3' has NaN"):
+        opt.step()  # step 4
+    for method in ("state_dict", "finalize", "kept"):
+        opt.step()  # step 5: unchecked again
+        with pytest.raises(SparsenetsError, match="block '3' has NaN"):
+            getattr(opt, method)()
+    with pytest.raises(SparsenetsError, match="check_every must be >= 1"):
+        ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), [], check_every=0)
+
+
 def test_prox_step_is_deterministic_so_ddp_ranks_stay_identical() -> None:
     """Two replicas with identical parameters and gradients stay bitwise identical (what DDP relies on)."""
     torch.manual_seed(4)
