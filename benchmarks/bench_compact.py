@@ -28,14 +28,14 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
 
 def masked_and_compact(
-    model: torch.nn.Module, keep: float, counts: list[int] | None = None
+    model: torch.nn.Module, keep: float | list[int]
 ) -> tuple[torch.nn.Module, torch.nn.Module, float]:
-    """Zero all but the top `keep` share of coupled groups per layer (or the top `counts[i]` groups of layer i);
-    return (masked, compacted, max |diff|)."""
+    """Zero all but the top `keep` share of coupled groups per layer (a ratio), or the top `keep[i]` groups of
+    layer i (a list of counts); return (masked, compacted, max |diff|)."""
     sample = torch.randn(1, 1, 28, 28)
     model.eval()
     layouts = coupled_layouts(model, sample)  # tracing needs autograd on; the scaling does not
-    ks = counts if counts is not None else [kept_count(lay.m, keep) for lay in layouts]
+    ks = list(keep) if isinstance(keep, list) else [kept_count(lay.m, keep) for lay in layouts]
     if len(ks) != len(layouts):
         raise SystemExit(f"counts has {len(ks)} entries; the model has {len(layouts)} coupled groups")
     for lay, k in zip(layouts, ks):

@@ -55,7 +55,7 @@ def main() -> None:
     rows = []
     for name, counts, build, repeat in cases:
         torch.manual_seed(0)
-        dense, small, diff = masked_and_compact(build(), 0.0, counts)
+        dense, small, diff = masked_and_compact(build(), list(counts))
         for threads in args.threads:
             torch.set_num_threads(threads)
             m = measure(dense, small, torch.randn(1, 1, 28, 28), batches=(64,), repeat=repeat)
