@@ -117,6 +117,21 @@ def test_nan_loss_is_caught_before_the_next_checkpoint_which_is_never_written(tm
     assert latest_checkpoint(tmp_path / "checkpoints").name == "ckpt-000000007.json"  # 14 never written
 
 
+def test_bfloat16_autocast_runs_the_forward_in_bf16_and_keeps_float32_weights() -> None:
+    seen = []
+    t = _make(None, steps=30, dropout=0.0)
+    t.autocast = torch.bfloat16
+    with torch.no_grad():
+        first = float(t.eval_fn(t.module)["loss"])
+    t.module[0].register_forward_hook(lambda mod, inp, out: seen.append(out.dtype) if mod.training else None)
+    t.fit()
+    assert len(seen) == 30 and set(seen) == {torch.bfloat16}  # every training forward
+    assert all(p.dtype == torch.float32 for p in t.module.parameters())
+    assert t.history[-1]["loss"] < first  # it still learns
+    with pytest.raises(SparsenetsError, match=r"autocast must be None or torch\.bfloat16"):
+        Trainer(t.module, t.optimizer, t.batches, t.loss_fn, 1, autocast=torch.float16)
+
+
 def test_metrics_log_is_json_lines(tmp_path) -> None:
     _make(tmp_path, steps=12).fit()
     recs = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -326,3 +326,15 @@ def test_wgsef_distilled_study_resumes_with_the_teacher_from_its_file(tmp_path) 
     again = json.loads((out / "per_seed.json").read_text())[0]
     for method in ("wgsef", "magnitude"):  # same teacher from the file as in memory: the same CPU result
         assert again[method]["accuracy"] == first[method]["accuracy"], method
+
+
+def test_wgsef_study_in_bf16_autocast_trains_every_method_and_says_so(tmp_path) -> None:
+    sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1", "precision=bf16"]
+    sets.append('methods=["dense","wgsef","magnitude"]')
+    row = _first_seed(tmp_path / "b", sets)
+    for method in ("wgsef", "magnitude"):
+        assert row[method]["kept"] == [5, 12, 125] and row[method]["max_abs_diff"] <= 1e-4  # fp32 evaluation
+    assert "in bf16 autocast" in (tmp_path / "b" / "report.md").read_text()
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "x", sets=["precision=fp16", "seeds=1"])
+    assert not list((tmp_path / "x").glob("seed-*")), "nothing trained"

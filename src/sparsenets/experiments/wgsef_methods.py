@@ -41,6 +41,14 @@ from sparsenets.train.metrics import evaluate_classifier
 METHODS = ("dense", "wgsef", "group_lasso", "magnitude", "tp_groupnorm")
 BASELINES = ("group_lasso", "magnitude", "tp_groupnorm")
 SCHEDULES = ("constant", "cosine")  # the fine-tune lr: held at `finetune_lr`, or cosine-annealed from it to 0
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the training forwards' autocast dtype
+
+
+def check_precision(precision: str) -> torch.dtype | None:
+    """The autocast dtype `precision` names (None: plain float32)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}")
+    return PRECISIONS[precision]
 
 
 def check_schedule(schedule: str) -> str:
@@ -114,6 +122,7 @@ def _fit(
         scheduler=scheduler,
         device=device,
         progress=False,
+        autocast=check_precision(cfg.precision),
         log_every=10**9,
         run_dir=run_dir,
         checkpoint_every=batches.steps_per_epoch if run_dir is not None else 0,

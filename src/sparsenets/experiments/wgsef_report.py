@@ -119,7 +119,8 @@ def plot_and_report(
         f"Config: keep ratio {cfg.keep} per layer{_rounding(cfg)}, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
         f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr} "
         f"({cfg.finetune_schedule} fine-tune lr{_distilled(cfg)}), {len(per_seed)} seeds, "
-        f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}, latency measured "
+        f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}{_precision(cfg)}, "
+        "latency measured "
         f"on the CPU with {cfg.threads} thread(s).",
         "",
         "| method | accuracy (mean ± sd) | Δ vs dense (pt) | FLOPs | FLOPs ÷ | params | kept groups per layer |",
@@ -220,3 +221,8 @@ def _distilled(cfg: Any) -> str:
     if cfg.distill <= 0:
         return ""
     return f"; sparse fine-tunes distilled from dense, weight {cfg.distill} at T = {cfg.distill_temperature}"
+
+
+def _precision(cfg: Any) -> str:
+    """ " in bf16 autocast" when the training forwards ran in bfloat16, else ""."""
+    return " in bf16 autocast" if cfg.precision == "bf16" else ""

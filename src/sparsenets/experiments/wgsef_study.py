@@ -19,6 +19,7 @@ from sparsenets.errors import ConfigError
 from sparsenets.experiments.wgsef_methods import (
     METHODS,
     check_methods,
+    check_precision,
     check_schedule,
     load_progress,
     run_seed,
@@ -125,6 +126,7 @@ def run_study(
     methods = check_methods(cfg.methods)  # before any training
     check_schedule(cfg.finetune_schedule)
     check_distill(cfg.distill, cfg.distill_temperature)
+    check_precision(cfg.precision)
     kept_count(1, cfg.keep, cfg.round_to)  # a bad keep ratio or round_to fails here, not after dense
     torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
