@@ -87,16 +87,14 @@ def _job_order(
 ) -> tuple[list[tuple[int, str]], list[list[int]]]:
     """The (seed, method) jobs in submission order, and for each the indices of the jobs it waits for.
 
-    Magnitude (it starts from dense, and its fine-tune is short) comes last and waits for its own seed's dense
-    job; with distillation every sparse method waits for it (dense is the teacher), so the dense jobs go first.
+    Seed by seed, magnitude (a short fine-tune) last; magnitude waits for its own seed's dense job (it starts
+    from dense), and with distillation so does every sparse method (dense is the teacher). A free worker takes
+    the lowest-index job that is ready, so one worker finishes seed 1 before seed 2, and several start the next
+    seed's dense while seed 1's methods wait.
     """
-    if distill:
-        order = [(s, "dense") for s in seeds if "dense" in methods]
-        order += [(s, m) for s in seeds for m in methods if m not in ("dense", "magnitude")]
-    else:
-        order = [(s, m) for s in seeds for m in methods if m != "magnitude"]
+    order = [(s, m) for s in seeds for m in methods if m != "magnitude"]
     order += [(s, m) for s in seeds for m in methods if m == "magnitude"]
-    waits = ("magnitude",) if not distill else tuple(m for m in methods if m != "dense")
+    waits = tuple(m for m in methods if m != "dense") if distill else ("magnitude",)
     after = [[order.index((s, "dense"))] if m in waits and (s, "dense") in order else [] for s, m in order]
     return order, after
 
