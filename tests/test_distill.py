@@ -68,5 +68,7 @@ def test_distill_loss_limits_and_gradient_stays_off_the_teacher() -> None:
 def test_check_distill_rejects_bad_settings(alpha: float, temp: float, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         check_distill(alpha, temp)
+    with pytest.raises(ConfigError, match=message):  # the loss itself checks too
+        distill_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), alpha, temp)
     check_distill(0.0, 4.0)
     check_distill(1.0, 0.5)

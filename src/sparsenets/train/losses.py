@@ -39,6 +39,7 @@ def distill_loss(
     Returns:
         () the mean loss over the batch.
     """
+    check_distill(alpha, temperature)
     hard = F.cross_entropy(student, labels)
     if alpha == 0.0:
         return hard
