@@ -16,6 +16,7 @@ import torch
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout
 from sparsenets.prox.checks import check_finite_norms, check_weights
+from sparsenets.train.loop import FINITE_CHECK_EVERY
 
 # prox(r (m,), k, tau, weights (m,) | None) -> multipliers (m,), given finite r and valid weights;
 # select(r, k, weights) -> 0/1 keep (m,)
@@ -191,15 +192,13 @@ class ProxOptimizer:
                 b.layout.scale_(keep)
             return loss
         ramp = self.ramp()
-        norms, names = [], []
+        norms = []
         for stage in self.stages:  # stages in order: each sees the previous stages' result
-            for b, r in self._prox_stage(stage, ramp):
-                norms.append(r)
-                names.append(b.layout.name)
+            norms += [r for _, r in self._prox_stage(stage, ramp)]
         if norms:  # summed on the device: NaN or inf in any block makes the sum non-finite
             total = torch.cat(norms).sum()
             self._norm_sum = total if self._norm_sum is None else self._norm_sum + total
-            every = self.check_every or (1 if total.device.type == "cpu" else 64)
+            every = self.check_every or (1 if total.device.type == "cpu" else FINITE_CHECK_EVERY)
             if self.steps_done % every == 0:
                 self._verify_finite()
         return loss

@@ -21,7 +21,7 @@ from sparsenets.train.batches import Batch, to_device
 from sparsenets.train.callbacks import Callback, TrainState
 from sparsenets.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
-_VERIFY_EVERY = 64  # steps between host reads of the loss sum: a NaN loss is reported within this many steps
+FINITE_CHECK_EVERY = 64  # steps between host reads of a NaN/inf flag on a GPU (trainer loss, prox norms)
 
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -234,7 +234,7 @@ class Trainer:
             save_now = (
                 bool(self.checkpoint_every) and done % self.checkpoint_every == 0 and done != self.steps
             )
-            if log_now or eval_now or save_now or done % _VERIFY_EVERY == 0:
+            if log_now or eval_now or save_now or done % FINITE_CHECK_EVERY == 0:
                 self._verify_loss(done)
             if log_now:
                 mean = float(self._loss_sum) / max(self._loss_n, 1)
