@@ -172,9 +172,9 @@ def test_wgsef_method_killed_mid_training_resumes_from_its_last_epoch(tmp_path, 
     monkeypatch.setattr(ProxOptimizer, "step", counting)
     again = _first_seed(out, sets)
     monkeypatch.undo()
-    # proximal steps of an uninterrupted run: WGSEF 6 + 2, group lasso 6 + 2, TP fine-tune 2, magnitude 2;
-    # the resumed WGSEF skips the 4 steps its checkpoint holds
-    assert len(counted) == 20 - 4
+    # proximal steps of an uninterrupted run: WGSEF 6, group lasso 6 (every fine-tune steps plain SGD on the
+    # compacted model); the resumed WGSEF skips the 4 steps its checkpoint holds
+    assert len(counted) == 12 - 4
     for method in ("dense", "wgsef", "group_lasso", "magnitude", "tp_groupnorm"):
         assert again[method]["accuracy"] == full[method]["accuracy"], method
     assert again["wgsef"]["kept_before_select"] == full["wgsef"]["kept_before_select"]
@@ -207,25 +207,33 @@ def test_wgsef_resnet18_quick_run_keeps_exactly_k_per_coupled_group_and_compacts
 
 def _last_lr(run_dir, method: str) -> float:
     """The lr logged at the last step of a method's fine-tune (its metrics.jsonl outlives its checkpoints)."""
-    lines = (run_dir / "seed-0" / f"train-{method}-tune" / "metrics.jsonl").read_text().splitlines()
+    tune = next(p for p in (run_dir / "seed-0").glob(f"train-{method}-tune*") if p.is_dir())
+    lines = (tune / "metrics.jsonl").read_text().splitlines()
     return [json.loads(ln) for ln in lines if json.loads(ln)["split"] == "train"][-1]["lr"]
 
 
 def test_wgsef_cosine_fine_tune_anneals_every_method_to_zero_and_bad_schedule_is_one_error(tmp_path) -> None:
-    """Dense fine-tunes with a plain SGD, the others through `ProxOptimizer.hold_mask`: both get the schedule."""
+    """Dense fine-tunes with a plain SGD, the others the compacted model with a plain SGD (or, with
+    finetune_compact=false, the masked one through `ProxOptimizer.hold_mask`): all get the schedule."""
     sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1", "finetune_epochs=2"]
     sets.append('methods=["dense","wgsef","magnitude"]')
     const, _ = runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "c", sets=sets)
-    cos, _ = runs.execute(
-        "wgsef-lenet5-mnist", quick=True, out=tmp_path / "k", sets=[*sets, "finetune_schedule=cosine"]
+    cosine = [*sets, "finetune_schedule=cosine"]
+    cos, _ = runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "k", sets=cosine)
+    masked, _ = runs.execute(
+        "wgsef-lenet5-mnist", quick=True, out=tmp_path / "m", sets=[*cosine, "finetune_compact=false"]
     )
     for method in ("dense", "wgsef", "magnitude"):
         assert _last_lr(const, method) == pytest.approx(0.01), method
         assert _last_lr(cos, method) == pytest.approx(0.0, abs=1e-12), method
-    rows = [json.loads((d / "per_seed.json").read_text())[0] for d in (const, cos)]
-    assert rows[0]["wgsef"]["kept"] == rows[1]["wgsef"]["kept"]  # the schedule does not move the mask
-    w = [load_compact(d / "seed-0" / "wgsef-masked").state_dict() for d in (const, cos)]
-    assert any(not torch.equal(w[0][k], w[1][k]) for k in w[0])  # ... but it does change the weights
+        assert _last_lr(masked, method) == pytest.approx(0.0, abs=1e-12), method
+    assert (masked / "seed-0" / "train-wgsef-tune").is_dir() and (
+        cos / "seed-0" / "train-wgsef-tune-compact"
+    ).is_dir()
+    rows = [json.loads((d / "per_seed.json").read_text())[0] for d in (const, cos, masked)]
+    assert rows[0]["wgsef"]["kept"] == rows[1]["wgsef"]["kept"] == rows[2]["wgsef"]["kept"]  # the mask stays
+    w = [load_compact(d / "seed-0" / "wgsef-compact").state_dict() for d in (const, cos)]
+    assert any(not torch.equal(w[0][k], w[1][k]) for k in w[0])  # ... but the schedule changes the weights
     assert "(cosine fine-tune lr)" in (cos / "report.md").read_text()
     with pytest.raises(ConfigError, match="finetune_schedule must be one of"):
         runs.execute(
@@ -277,7 +285,7 @@ def test_wgsef_distill_jobs_wait_for_their_seeds_dense() -> None:
 def test_wgsef_distilled_fine_tune_follows_the_teacher(tmp_path) -> None:
     """With weight 1 the fine-tune sees only the teacher: a teacher that always says class 3 wins over labels."""
     from sparsenets.experiments.wgsef_lenet5_mnist import Config
-    from sparsenets.experiments.wgsef_methods import _fit
+    from sparsenets.experiments.wgsef_methods import _fit, teacher_logits
     from sparsenets.models.cnn import LeNet5
 
     class Always3(torch.nn.Module):
@@ -289,7 +297,9 @@ def test_wgsef_distilled_fine_tune_follows_the_teacher(tmp_path) -> None:
     cfg = Config(distill=1.0, distill_temperature=1.0, finetune_epochs=3, finetune_lr=0.05, width=0.5)
     model = LeNet5(width=0.5)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.finetune_lr, momentum=0.9)
-    _fit(model, opt, (x, y), cfg, 0, torch.device("cpu"), None, "wgsef", "tune", teacher=Always3())
+    soft = teacher_logits(Always3(), x, torch.device("cpu"), "fp32", batch_size=100)
+    assert torch.equal(soft, Always3()(x))  # batched, in order, whatever the remainder
+    _fit(model, opt, (x, y), cfg, 0, torch.device("cpu"), None, "wgsef", "tune-compact", soft=soft)
     with torch.no_grad():
         assert float((model(x).argmax(1) == 3).float().mean()) > 0.95
 
@@ -338,3 +348,74 @@ def test_wgsef_study_in_bf16_autocast_trains_every_method_and_says_so(tmp_path) 
     with pytest.raises(ConfigError, match="precision must be one of"):
         runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "x", sets=["precision=fp16", "seeds=1"])
     assert not list((tmp_path / "x").glob("seed-*")), "nothing trained"
+
+
+def test_wgsef_fine_tuning_the_compacted_model_equals_fine_tuning_the_masked_one(tmp_path) -> None:
+    """The same SGD steps (momentum, weight decay, cosine lr) on the compacted model as on the masked model with
+    its mask held: afterwards the compacted masked model gives the same outputs as the fine-tuned small one."""
+    from sparsenets.compact import compact
+    from sparsenets.experiments.wgsef_methods import _blocks, _fit, _sgd
+    from sparsenets.experiments.wgsef_vgg_fmnist import Config
+    from sparsenets.models.cnn import VGG16BN
+    from sparsenets.optim import ProxOptimizer
+    from sparsenets.prox import topk_multipliers
+
+    torch.manual_seed(0)
+    x, y = torch.randn(192, 1, 28, 28), torch.randint(0, 10, (192,))
+    cfg = Config(finetune_epochs=2, batch_size=64, finetune_lr=0.05, finetune_schedule="cosine", keep=0.3)
+    masked = VGG16BN(width=0.0625)
+    opt = ProxOptimizer(_sgd(masked, 0.05), _blocks(cfg, masked, x[:1], 0.0, "none"), select=topk_multipliers)
+    opt.hold_mask(_sgd(masked, cfg.finetune_lr, cfg.weight_decay))
+    small = compact(masked.eval(), x[:1]).train()
+    with torch.no_grad():
+        before = masked(x)
+    masked.train()
+    cpu = torch.device("cpu")
+    _fit(masked, opt, (x, y), cfg, 0, cpu, None, "wgsef", "tune")
+    _fit(
+        small,
+        _sgd(small, cfg.finetune_lr, cfg.weight_decay),
+        (x, y),
+        cfg,
+        0,
+        cpu,
+        None,
+        "wgsef",
+        "tune-compact",
+    )
+    masked.eval(), small.eval()
+    again = compact(masked, x[:1])  # tracing needs autograd on
+    with torch.no_grad():
+        assert float((masked(x) - before).abs().max()) > 1e-2  # it did train
+        assert float((small(x) - masked(x)).abs().max()) <= 1e-4
+        assert float((again(x) - small(x)).abs().max()) <= 1e-4
+
+
+def test_wgsef_compacted_fine_tune_killed_mid_way_resumes_to_the_same_model(tmp_path, monkeypatch) -> None:
+    """A kill in WGSEF's fine-tune (on the compacted model) keeps its epoch-1 checkpoint; the re-run selects and
+    compacts the same model again, loads that checkpoint into it and ends as an uninterrupted run."""
+    sets = [
+        "train_limit=256",
+        "test_limit=200",
+        "latency_repeat=3",
+        "seeds=1",
+        "epochs=3",
+        "finetune_epochs=2",
+    ]
+    sets.append('methods=["dense","wgsef"]')
+    full = _first_seed(tmp_path / "a", sets)
+    real_step, calls = torch.optim.SGD.step, []
+
+    def step(self, closure=None):  # dense 6 + 4, WGSEF 6, then its fine-tune: die in its second epoch
+        calls.append(1)
+        if len(calls) == 19:
+            raise KeyboardInterrupt
+        return real_step(self, closure)
+
+    out = tmp_path / "b"
+    _run_killed(out, sets, monkeypatch, torch.optim.SGD, "step", step)
+    tune = out / "seed-0" / "train-wgsef-tune-compact" / "checkpoints"
+    assert sorted(p.name for p in tune.glob("*.json"))[-1].startswith("ckpt-000000002")
+    again = _first_seed(out, sets)
+    assert again["wgsef"]["accuracy"] == full["wgsef"]["accuracy"]
+    assert again["wgsef"]["kept"] == full["wgsef"]["kept"] == full["wgsef"]["k"]

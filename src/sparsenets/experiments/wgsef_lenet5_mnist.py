@@ -29,6 +29,7 @@ class Config:
     finetune_schedule: str = "constant"  # or "cosine": anneal the fine-tune lr to 0 (every method alike)
     distill: float = 0.0  # > 0: every sparse method's fine-tune distils from the finished dense model
     distill_temperature: float = 4.0
+    finetune_compact: bool = True  # fine-tune the compacted model (same steps as the masked one, fewer FLOPs)
     precision: str = "fp32"  # or "bf16": training forwards under bfloat16 autocast (GPUs, AMX CPUs)
     weight_decay: float = 5e-4
     seeds: int = 3
