@@ -325,8 +325,9 @@ def test_deferred_finiteness_check_raises_at_its_interval_and_before_a_checkpoin
         opt.step()  # step 5: unchecked again
         with pytest.raises(SparsenetsError, match="block '3' has NaN"):
             getattr(opt, method)()
-    with pytest.raises(SparsenetsError, match="check_every must be >= 1"):
-        ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), [], check_every=0)
+    for bad in (0, 2.5, True):
+        with pytest.raises(SparsenetsError, match="check_every must be an integer >= 1"):
+            ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), [], check_every=bad)
 
 
 def test_prox_step_is_deterministic_so_ddp_ranks_stay_identical() -> None:

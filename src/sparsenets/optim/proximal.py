@@ -146,9 +146,11 @@ class ProxOptimizer:
     ) -> None:
         self.optimizer, self.blocks, self.warmup_steps = optimizer, list(blocks), int(warmup_steps)
         self.select = select
-        if check_every is not None and check_every < 1:
+        if check_every is not None and (
+            isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1
+        ):
             raise SparsenetsError(
-                f"check_every must be >= 1 (steps between finiteness checks); got {check_every}"
+                f"check_every must be an integer >= 1 (steps between finiteness checks); got {check_every!r}"
             )
         self.check_every = check_every
         self._norm_sum: torch.Tensor | None = None  # device-side sum of every unchecked step's group norms
