@@ -299,6 +299,10 @@ def test_wgsef_distilled_fine_tune_follows_the_teacher(tmp_path) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=cfg.finetune_lr, momentum=0.9)
     soft = teacher_logits(Always3(), x, torch.device("cpu"), "fp32", batch_size=100)
     assert torch.equal(soft, Always3()(x))  # batched, in order, whatever the remainder
+    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+        teacher_logits(Always3(), x, torch.device("cpu"), "fp32", batch_size=0)
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        teacher_logits(Always3(), x, torch.device("cpu"), "fp16")
     _fit(model, opt, (x, y), cfg, 0, torch.device("cpu"), None, "wgsef", "tune-compact", soft=soft)
     with torch.no_grad():
         assert float((model(x).argmax(1) == 3).float().mean()) > 0.95

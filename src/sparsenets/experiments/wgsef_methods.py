@@ -149,11 +149,14 @@ def teacher_logits(
         images: (N, C, H, W) the training images.
         device: where the teacher runs.
         precision: the study's precision ("fp32" or "bf16"), as in training.
+        batch_size: images per teacher forward.
 
     Returns:
         (N, classes) float32 logits on the CPU.
     """
     dtype = check_precision(precision)
+    if batch_size < 1:
+        raise ConfigError(f"teacher_logits: batch_size must be >= 1; got {batch_size}")
     teacher = teacher.to(device).eval()
     out = []
     with (
@@ -236,26 +239,15 @@ def run_seed(
         if before:
             extra["kept_before_select"] = opt.kept()
             extra["accuracy_before_select"] = _accuracy(model, test)
-        opt.hold_mask(_sgd(model, cfg.finetune_lr, cfg.weight_decay))  # every method fine-tunes alike
+        # every method fine-tunes alike with a fresh SGD: the compacted model's, or the masked one's (held)
+        opt.hold_mask(None if cfg.finetune_compact else _sgd(model, cfg.finetune_lr, cfg.weight_decay))
         extra["accuracy_after_select"] = _accuracy(model, test)
         extra["k"] = [b.k for b in opt.blocks]
-        if (
-            cfg.finetune_compact
-        ):  # the same steps on the physically smaller model: ~5x cheaper at 5x fewer FLOPs
-            small = _compact_checked(model, sample, test, extra)
-            small.train()
-            _fit(
-                small,
-                _sgd(small, cfg.finetune_lr, cfg.weight_decay),
-                train,
-                cfg,
-                seed,
-                device,
-                save_dir,
-                name,
-                "tune-compact",
-                soft=soft,
-            )
+        # compacted: the same steps on the physically smaller model (~5x cheaper at 5x fewer FLOPs)
+        if cfg.finetune_compact:
+            small = _compact_checked(model, sample, test, extra).train()
+            tune_opt = _sgd(small, cfg.finetune_lr, cfg.weight_decay)
+            _fit(small, tune_opt, train, cfg, seed, device, save_dir, name, "tune-compact", soft=soft)
             small.cpu().eval()
             extra["kept"] = [int((lay.norms() > 0).sum()) for lay in coupled_layouts(small, sample)]
             tuned = small
