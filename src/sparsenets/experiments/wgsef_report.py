@@ -118,7 +118,7 @@ def plot_and_report(
         "",
         f"Config: keep ratio {cfg.keep} per layer{_rounding(cfg)}, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
         f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr} "
-        f"({cfg.finetune_schedule} fine-tune lr{_distilled(cfg)}), {len(per_seed)} seeds, "
+        f"({cfg.finetune_schedule} fine-tune lr{_distilled(cfg)}), {len(per_seed)} seed{'s' if len(per_seed) != 1 else ''}, "
         f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}{_precision(cfg)}, "
         "latency measured "
         f"on the CPU with {cfg.threads} thread(s).",
