@@ -5,40 +5,18 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from sparsenets.experiments.wgsef_study import METHODS, run_study
+from sparsenets.experiments.wgsef_study import StudyConfig, run_study
 from sparsenets.models.cnn import LeNet5
 from sparsenets.runs import RunContext, experiment
 
 
 @dataclass
-class Config:
-    """Hyper-parameters of `wgsef-lenet5-mnist` (filters of both convs and the fc neurons are groups)."""
+class Config(StudyConfig):
+    """Hyper-parameters of `wgsef-lenet5-mnist` (filters of both convs and the fc neurons are groups); the
+    shared fields are documented on `StudyConfig`."""
 
-    width: float = 1.0
-    keep: float = 0.5
-    round_to: int = 1  # 8 or 16: kept counts in multiples of it (faster CPU convs; compact-counts.md)
     lam: float = 0.005  # best of {0.0025, 0.005, 0.01, 0.02, 0.04} on seed 0 (docs/methods/wgsef.md)
     lam_group_lasso: float = 0.003  # with wd 5e-4, 0.004 pruned past k (seed 1: 221 of 250 fc)
-    tp_reg: float = 1e-3
-    epochs: int = 5
-    finetune_epochs: int = 2
-    warmup_epochs: float = 0.25
-    batch_size: int = 128
-    lr: float = 0.05
-    finetune_lr: float = 0.01
-    finetune_schedule: str = "constant"  # or "cosine": anneal the fine-tune lr to 0 (every method alike)
-    distill: float = 0.0  # > 0: every sparse method's fine-tune distils from the finished dense model
-    distill_temperature: float = 4.0
-    finetune_compact: bool = True  # fine-tune the compacted model (same steps as the masked one, fewer FLOPs)
-    precision: str = "fp32"  # or "bf16": training forwards under bfloat16 autocast (GPUs, AMX CPUs)
-    weight_decay: float = 5e-4
-    seeds: int = 3
-    train_limit: int = 0  # all 60000 images
-    test_limit: int = 0
-    latency_repeat: int = 30
-    methods: tuple[str, ...] = METHODS  # dense and wgsef always; drop baselines for a λ sweep
-    threads: int = 1
-    workers: int = 1  # (seed, method) jobs run in parallel processes (each on the GPU when present)
 
 
 @experiment(

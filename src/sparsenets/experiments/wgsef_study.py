@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,42 @@ from sparsenets.optim import kept_count
 from sparsenets.runs import pool_map
 from sparsenets.train import check_distill
 
-__all__ = ["METHODS", "run_study"]
+__all__ = ["METHODS", "StudyConfig", "run_study"]
+
+
+@dataclass
+class StudyConfig:
+    """Hyper-parameters every WGSEF study shares (its experiment module overrides the defaults of its model).
+
+    Every method trains `epochs` on the dense run's optimizer with its own penalty on top, is cut to exactly the
+    kept count per layer, and fine-tunes `finetune_epochs` with a fresh SGD (docs/methods/wgsef.md, Protocol).
+    """
+
+    width: float = 1.0
+    keep: float = 0.5
+    round_to: int = 1  # 8 or 16: kept counts in multiples of it (faster CPU convs; compact-counts.md)
+    lam: float = 0.005
+    lam_group_lasso: float = 0.003
+    tp_reg: float = 1e-3
+    epochs: int = 5
+    finetune_epochs: int = 2
+    warmup_epochs: float = 0.25
+    batch_size: int = 128
+    lr: float = 0.05
+    finetune_lr: float = 0.01
+    finetune_schedule: str = "constant"  # or "cosine": anneal the fine-tune lr to 0 (every method alike)
+    distill: float = 0.0  # > 0: every sparse method's fine-tune distils from the finished dense model
+    distill_temperature: float = 4.0
+    finetune_compact: bool = True  # fine-tune the compacted model (same steps as the masked one, fewer FLOPs)
+    precision: str = "fp32"  # or "bf16": training forwards under bfloat16 autocast (GPUs, AMX CPUs)
+    weight_decay: float = 5e-4
+    seeds: int = 3
+    train_limit: int = 0  # 0: every training image
+    test_limit: int = 0
+    latency_repeat: int = 30
+    methods: tuple[str, ...] = METHODS  # dense and wgsef always; drop baselines for a λ sweep
+    threads: int = 1
+    workers: int = 1  # (seed, method) jobs run in parallel processes (each on the GPU when present)
 
 
 def _seed_job(

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsenets.experiments.wgsef_study import METHODS, run_study
+from sparsenets.experiments.wgsef_study import StudyConfig, run_study
 from sparsenets.models.cnn import VGG16BN
 from sparsenets.runs import RunContext, experiment
 
 
 @dataclass
-class Config:
-    """Hyper-parameters of `wgsef-vgg-fmnist` (the 13 conv filters, coupled with their BatchNorm, are groups).
+class Config(StudyConfig):
+    """Hyper-parameters of `wgsef-vgg-fmnist` (the 13 conv filters, coupled with their BatchNorm, are groups);
+    the shared fields are documented on `StudyConfig`.
 
     The paper trains full-width VGG-16 on CIFAR-10 / Fashion-MNIST on GPUs; the defaults here (width 1/8, 10k
     training images, 3 + 1 epochs) fit a shared 2-core CPU. Raise them with --set where a GPU is available.
@@ -22,29 +23,11 @@ class Config:
 
     width: float = 0.125
     keep: float = 0.4
-    round_to: int = 1  # 8 or 16: kept counts in multiples of it (faster CPU convs; compact-counts.md)
     lam: float = 0.02  # seed-0 sweep 0.005-0.02 within 0.55 pt (noise); 0.01 gave less on seeds 1-3 (docs)
     lam_group_lasso: float = 0.02
-    tp_reg: float = 1e-3
     epochs: int = 3
     finetune_epochs: int = 1
-    warmup_epochs: float = 0.25
-    batch_size: int = 128
-    lr: float = 0.05
-    finetune_lr: float = 0.01
-    finetune_schedule: str = "constant"  # or "cosine": anneal the fine-tune lr to 0 (every method alike)
-    distill: float = 0.0  # > 0: every sparse method's fine-tune distils from the finished dense model
-    distill_temperature: float = 4.0
-    finetune_compact: bool = True  # fine-tune the compacted model (same steps as the masked one, fewer FLOPs)
-    precision: str = "fp32"  # or "bf16": training forwards under bfloat16 autocast (GPUs, AMX CPUs)
-    weight_decay: float = 5e-4
-    seeds: int = 3
     train_limit: int = 10000
-    test_limit: int = 0
-    latency_repeat: int = 30
-    methods: tuple[str, ...] = METHODS  # dense and wgsef always; drop baselines for a λ sweep
-    threads: int = 1
-    workers: int = 1  # (seed, method) jobs run in parallel processes (each on the GPU when present)
 
 
 QUICK = {  # a smoke test: tiny width and data, two seeds (also used by wgsef-resnet18-fmnist)
