@@ -273,10 +273,10 @@ def test_wgsef_distill_jobs_wait_for_their_seeds_dense() -> None:
     from sparsenets.experiments.wgsef_study import _job_order
 
     methods = ("dense", "wgsef", "group_lasso", "magnitude")
-    order, after = _job_order([1, 2], methods, distill=False)
+    order, after = _job_order([1, 2], methods, all_need_dense=False)
     assert order[:3] == [(1, "dense"), (1, "wgsef"), (1, "group_lasso")] and order[-1] == (2, "magnitude")
     assert [order[a[0]] for a, (s, m) in zip(after, order) if a] == [(1, "dense"), (2, "dense")]
-    order, after = _job_order([1, 2], methods, distill=True)
+    order, after = _job_order([1, 2], methods, all_need_dense=True)
     assert order[:3] == [(1, "dense"), (1, "wgsef"), (1, "group_lasso")]  # one worker finishes seed 1 first
     for (s, m), waits in zip(order, after):
         assert [order[i] for i in waits] == ([] if m == "dense" else [(s, "dense")])
@@ -423,3 +423,60 @@ def test_wgsef_compacted_fine_tune_killed_mid_way_resumes_to_the_same_model(tmp_
     again = _first_seed(out, sets)
     assert again["wgsef"]["accuracy"] == full["wgsef"]["accuracy"]
     assert again["wgsef"]["kept"] == full["wgsef"]["kept"] == full["wgsef"]["k"]
+
+
+def _last_step(run_dir, method: str, phase: str) -> int:
+    """The last step a method's training phase logged (its metrics.jsonl outlives its checkpoints)."""
+    lines = (run_dir / "seed-0" / f"train-{method}-{phase}" / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(ln) for ln in lines if json.loads(ln)["split"] == "train"][-1]["step"]
+
+
+def test_wgsef_penalties_from_the_dense_snapshot_train_as_many_epochs_as_every_other_method(
+    tmp_path, monkeypatch
+) -> None:
+    """prox_from_dense=P: wgsef, group lasso and TP start from the dense snapshot (the very weights magnitude
+    prunes) and train P epochs with their penalty, then fine-tune F; dense and magnitude fine-tune P + F."""
+    from safetensors.torch import load_file
+
+    from sparsenets.experiments import wgsef_methods
+
+    starts: dict[str, dict[str, torch.Tensor]] = {}
+    fit = wgsef_methods._fit
+
+    def recording_fit(model, opt, data, cfg, seed, device, save_dir, method, phase, *args, **kwargs):
+        if phase in ("train", "prox"):
+            starts[f"{method}-{phase}"] = {k: v.clone() for k, v in model.state_dict().items()}
+        return fit(model, opt, data, cfg, seed, device, save_dir, method, phase, *args, **kwargs)
+
+    monkeypatch.setattr(wgsef_methods, "_fit", recording_fit)
+    sets = [
+        "train_limit=256",
+        "test_limit=200",
+        "latency_repeat=3",
+        "seeds=1",
+        "epochs=1",
+        "finetune_epochs=1",
+    ]
+    run_dir, _ = runs.execute(
+        "wgsef-lenet5-mnist", quick=True, out=tmp_path / "w", sets=[*sets, "prox_from_dense=2"]
+    )
+    monkeypatch.undo()
+    assert sorted(starts) == ["dense-train", "group_lasso-prox", "tp_groupnorm-prox", "wgsef-prox"]
+    snapshot = load_file(str(run_dir / "seed-0" / "dense-snapshot.safetensors"))
+    for name in ("wgsef-prox", "group_lasso-prox", "tp_groupnorm-prox"):
+        assert all(torch.equal(starts[name][k], snapshot[k]) for k in snapshot), name
+    per_epoch = _last_step(run_dir, "dense", "train")  # epochs=1
+    assert _last_step(run_dir, "wgsef", "prox") == 2 * per_epoch
+    assert _last_step(run_dir, "wgsef", "tune-compact") == per_epoch
+    assert (
+        _last_step(run_dir, "dense", "tune")
+        == _last_step(run_dir, "magnitude", "tune-compact")
+        == 3 * per_epoch
+    )
+    row = json.loads((run_dir / "per_seed.json").read_text())[0]
+    for method in ("wgsef", "group_lasso", "magnitude", "tp_groupnorm"):
+        assert row[method]["kept"] == [5, 12, 125], method
+    assert "then 2 with each penalty from the dense snapshot" in (run_dir / "report.md").read_text()
+    with pytest.raises(ConfigError, match="prox_from_dense must be a whole number"):
+        runs.execute("wgsef-lenet5-mnist", quick=True, out=tmp_path / "x", sets=[*sets, "prox_from_dense=-1"])
+    assert not list((tmp_path / "x").glob("seed-*")), "nothing trained"

@@ -13,7 +13,9 @@ With `cfg.distill` > 0 every sparse method's fine-tune also distils from the fin
 same weight and temperature for all), so each needs its seed's dense run first. With `cfg.finetune_compact` (the
 default) every sparse method fine-tunes its compacted model rather than the masked one: the same function and
 the same SGD steps (pruned groups are zero and held there, so they never touch the output), on a physically
-smaller network.
+smaller network. With `cfg.prox_from_dense` = P > 0 the sparse-training methods (wgsef, group_lasso,
+tp_groupnorm) start from the dense snapshot, as magnitude does, and train P epochs with their penalty before the
+cut; dense and magnitude fine-tune P epochs longer, so every method trains epochs + P + finetune_epochs.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from sparsenets.train.metrics import evaluate_classifier
 
 METHODS = ("dense", "wgsef", "group_lasso", "magnitude", "tp_groupnorm")
 BASELINES = ("group_lasso", "magnitude", "tp_groupnorm")
+SPARSE_TRAINING = ("wgsef", "group_lasso", "tp_groupnorm")  # trained with a penalty before the cut
 SCHEDULES = ("constant", "cosine")  # the fine-tune lr: held at `finetune_lr`, or cosine-annealed from it to 0
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the training forwards' autocast dtype
 
@@ -59,6 +62,27 @@ def check_schedule(schedule: str) -> str:
     if schedule not in SCHEDULES:
         raise ConfigError(f"finetune_schedule must be one of {list(SCHEDULES)}; got {schedule!r}")
     return schedule
+
+
+def check_prox_from_dense(epochs: Any) -> int:
+    """`epochs` if it is a valid `prox_from_dense`: a whole number of epochs >= 0 (0: train from scratch)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ConfigError(
+            f"prox_from_dense must be a whole number of epochs >= 0 (0: the penalties train from scratch); "
+            f"got {epochs!r}"
+        )
+    return epochs
+
+
+def phase_epochs(cfg: Any, method: str, phase: str) -> int:
+    """Epochs of one training phase of a method: "train" (from init), "prox" (its penalty from the dense
+    snapshot) or a fine-tune ("tune", "tune-compact"). With `cfg.prox_from_dense` > 0, dense and magnitude
+    fine-tune that much longer, so every method trains the same number of epochs."""
+    if phase == "train":
+        return cfg.epochs
+    if phase == "prox":
+        return cfg.prox_from_dense
+    return cfg.finetune_epochs + (cfg.prox_from_dense if method not in SPARSE_TRAINING else 0)
 
 
 def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -92,19 +116,20 @@ def _fit(
     callbacks: tuple = (),
     soft: torch.Tensor | None = None,
 ) -> None:
-    """One training phase of a method: "train" (`cfg.epochs`, batches drawn with `seed`) or a fine-tune,
-    "tune" (masked) or "tune-compact" (`cfg.finetune_epochs`, with seed + 1, its lr shaped by
-    `cfg.finetune_schedule`; with `soft`, the (N, classes) teacher logits of the N training images, the loss
+    """One training phase of a method (its length: `phase_epochs`): "train" (from init, batches drawn with
+    `seed`), "prox" (from the dense snapshot, with seed + 2) or a fine-tune, "tune" (masked) or "tune-compact"
+    (with seed + 1, its lr shaped by `cfg.finetune_schedule`; with `soft`, the (N, classes) teacher logits of the N training images, the loss
     distils from them with weight `cfg.distill` at `cfg.distill_temperature`). With `save_dir`, checkpoint every
     epoch in `save_dir/train-METHOD-PHASE` and resume from it (a killed method restarts at its last epoch, its
     scheduler with it)."""
-    epochs = cfg.epochs if phase == "train" else cfg.finetune_epochs
+    tuning = phase not in ("train", "prox")
     tensors = data if soft is None else (*data, soft)  # the teacher's logits travel with their images
-    batches = TensorBatches(*tensors, batch_size=cfg.batch_size, seed=seed if phase == "train" else seed + 1)
-    steps = max(1, epochs * batches.steps_per_epoch)
+    batch_seed = seed + 1 if tuning else seed + 2 if phase == "prox" else seed
+    batches = TensorBatches(*tensors, batch_size=cfg.batch_size, seed=batch_seed)
+    steps = max(1, phase_epochs(cfg, method, phase) * batches.steps_per_epoch)
     run_dir = _train_dir(save_dir, method, phase)
     scheduler = None
-    if phase != "train" and check_schedule(cfg.finetune_schedule) == "cosine":
+    if tuning and check_schedule(cfg.finetune_schedule) == "cosine":
         inner = opt.optimizer if isinstance(opt, ProxOptimizer) else opt  # schedulers need a torch optimizer
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(inner, T_max=steps)
 
@@ -223,9 +248,13 @@ def run_seed(
     methods = [m for m in check_methods(cfg.methods) if only is None or m in only]
     sample = test[0][:1]
     out = load_progress(save_dir, seed)
-    if "magnitude" in methods and "magnitude" not in out and "dense" not in out and "dense" not in methods:
-        raise SparsenetsError(f"seed {seed}: the magnitude baseline starts from dense; run dense first")
     students = [m for m in methods if m != "dense" and m not in out]
+    # methods that start from the dense snapshot: magnitude always, the penalties with prox_from_dense
+    warm = [m for m in students if m == "magnitude" or check_prox_from_dense(cfg.prox_from_dense) > 0]
+    if warm and "dense" not in out and "dense" not in methods:
+        raise SparsenetsError(
+            f"seed {seed}: {', '.join(warm)} start from the dense snapshot; run dense first"
+        )
     if cfg.distill > 0 and students and "dense" not in out and "dense" not in methods:
         raise SparsenetsError(f"seed {seed}: distillation (distill={cfg.distill}) needs dense run first")
     if any(m in out for m in methods):
@@ -273,7 +302,7 @@ def run_seed(
     # dense (its state after `epochs` seeds the magnitude baseline; the finished model is the teacher)
     snapshot = soft = None
     if "dense" in out:
-        if "magnitude" in methods and "magnitude" not in out:
+        if warm:
             snapshot = _load_snapshot(make_model, save_dir)
         if cfg.distill > 0 and students:
             teacher = _load_snapshot(make_model, save_dir, _TEACHER)
@@ -306,10 +335,16 @@ def run_seed(
         _drop_checkpoints(save_dir, "dense")
 
     # proximal methods
+    def start() -> tuple[nn.Module, str]:
+        """A sparse-training method's initial model and its penalty phase: from init, or from the snapshot."""
+        seed_everything(seed)
+        if cfg.prox_from_dense > 0:
+            return copy.deepcopy(snapshot), "prox"
+        return make_model(), "train"
+
     for penalty in [m for m in ("wgsef", "group_lasso") if m in methods and m not in out]:
         t0 = time.perf_counter()
-        seed_everything(seed)
-        model = make_model()
+        model, phase = start()
         lam = cfg.lam if penalty == "wgsef" else cfg.lam_group_lasso
         opt = ProxOptimizer(
             _sgd(model, cfg.lr, cfg.weight_decay),  # the dense run's optimizer; the penalty comes on top
@@ -317,7 +352,7 @@ def run_seed(
             select=topk_multipliers,
             warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
         )
-        _fit(model, opt, train, cfg, seed, device, save_dir, penalty, "train")
+        _fit(model, opt, train, cfg, seed, device, save_dir, penalty, phase)
         small = finish(penalty, model, opt, t0, {})
         if penalty == "wgsef" and save_dir is not None:
             save_compact(model, save_dir / "wgsef-masked")
@@ -326,11 +361,13 @@ def run_seed(
         _drop_checkpoints(save_dir, penalty)
 
     if "magnitude" in methods and "magnitude" not in out:
-        _magnitude(cfg, snapshot, sample, test, finish)
+        _magnitude(cfg, copy.deepcopy(snapshot), sample, test, finish)  # a copy: TP may start from it too
         _save_progress(save_dir, seed, "magnitude", out)
         _drop_checkpoints(save_dir, "magnitude")
     if "tp_groupnorm" in methods and "tp_groupnorm" not in out:
-        _tp_groupnorm(cfg, make_model, sample, train, seed, device, finish, save_dir)
+        _tp_groupnorm(cfg, *start(), sample, train, seed, device, finish, save_dir)
+        _save_progress(save_dir, seed, "tp_groupnorm", out)
+        _drop_checkpoints(save_dir, "tp_groupnorm")
         _save_progress(save_dir, seed, "tp_groupnorm", out)
         _drop_checkpoints(save_dir, "tp_groupnorm")
     return out
@@ -430,7 +467,8 @@ def _compact_checked(
 
 def _tp_groupnorm(
     cfg: Any,
-    make_model: Callable[[], nn.Module],
+    model: nn.Module,
+    phase: str,
     sample: torch.Tensor,
     train: tuple[torch.Tensor, torch.Tensor],
     seed: int,
@@ -438,10 +476,9 @@ def _tp_groupnorm(
     finish: Callable[..., nn.Module],
     save_dir: Path | None = None,
 ) -> None:
-    """Torch-Pruning's GroupNorm sparse training, then the same top-k and fine-tune."""
+    """Torch-Pruning's GroupNorm sparse training of `model` (its penalty phase `phase`: "train" from init or
+    "prox" from the dense snapshot), then the same top-k and fine-tune."""
     t0 = time.perf_counter()
-    seed_everything(seed)
-    model = make_model()
     last = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
     pruner = tp.pruner.GroupNormPruner(
         model,
@@ -451,7 +488,7 @@ def _tp_groupnorm(
         ignored_layers=[last],
     )
     opt = _sgd(model, cfg.lr, cfg.weight_decay)
-    _fit(model, opt, train, cfg, seed, device, save_dir, "tp_groupnorm", "train", (_Regularize(pruner),))
+    _fit(model, opt, train, cfg, seed, device, save_dir, "tp_groupnorm", phase, (_Regularize(pruner),))
     opt = ProxOptimizer(
         _sgd(model, cfg.lr, cfg.weight_decay),
         _blocks(cfg, model, sample, 0.0, "none"),

@@ -116,8 +116,7 @@ def plot_and_report(
     lines = [
         f"### {title}",
         "",
-        f"Config: keep ratio {cfg.keep} per layer{_rounding(cfg)}, λ = {cfg.lam} (WGSEF), {cfg.epochs} epochs + {cfg.finetune_epochs} "
-        f"fine-tune, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr} "
+        f"Config: keep ratio {cfg.keep} per layer{_rounding(cfg)}, λ = {cfg.lam} (WGSEF), {_epochs(cfg)}, batch {cfg.batch_size}, lr {cfg.lr}/{cfg.finetune_lr} "
         f"({cfg.finetune_schedule} fine-tune lr{_distilled(cfg)}), {len(per_seed)} seed{'s' if len(per_seed) != 1 else ''}, "
         f"{cfg.train_limit or 'all'} training images; trained on {summary.get('device', 'cpu')}{_precision(cfg)}, "
         "latency measured "
@@ -214,6 +213,18 @@ def plot_and_report(
 def _rounding(cfg: Any) -> str:
     """ " (counts rounded to multiples of N)" when the study rounds its kept counts, else ""."""
     return f" (counts rounded to multiples of {cfg.round_to})" if cfg.round_to > 1 else ""
+
+
+def _epochs(cfg: Any) -> str:
+    """How the epochs split: from init, or the penalties from the dense snapshot (`cfg.prox_from_dense`)."""
+    tune = f"{cfg.finetune_epochs} fine-tune"
+    if cfg.prox_from_dense <= 0:
+        return f"{cfg.epochs} epochs + {tune}"
+    p = cfg.prox_from_dense
+    return (
+        f"{cfg.epochs} dense epochs, then {p} with each penalty from the dense snapshot + {tune} "
+        f"(dense and magnitude: {p + cfg.finetune_epochs} fine-tune)"
+    )
 
 
 def _distilled(cfg: Any) -> str:

@@ -21,6 +21,7 @@ from sparsenets.experiments.wgsef_methods import (
     METHODS,
     check_methods,
     check_precision,
+    check_prox_from_dense,
     check_schedule,
     load_progress,
     run_seed,
@@ -56,6 +57,7 @@ class StudyConfig:
     finetune_schedule: str = "constant"  # or "cosine": anneal the fine-tune lr to 0 (every method alike)
     distill: float = 0.0  # > 0: every sparse method's fine-tune distils from the finished dense model
     distill_temperature: float = 4.0
+    prox_from_dense: int = 0  # > 0: the penalties start from the dense snapshot and train this many epochs
     finetune_compact: bool = True  # fine-tune the compacted model (same steps as the masked one, fewer FLOPs)
     precision: str = "fp32"  # or "bf16": training forwards under bfloat16 autocast (GPUs, AMX CPUs)
     weight_decay: float = 5e-4
@@ -119,18 +121,19 @@ def _finished_seeds(path: Path) -> dict[int, dict[str, Any]]:
 
 
 def _job_order(
-    seeds: list[int], methods: tuple[str, ...], distill: bool
+    seeds: list[int], methods: tuple[str, ...], all_need_dense: bool
 ) -> tuple[list[tuple[int, str]], list[list[int]]]:
     """The (seed, method) jobs in submission order, and for each the indices of the jobs it waits for.
 
     Seed by seed, magnitude (a short fine-tune) last; magnitude waits for its own seed's dense job (it starts
-    from dense), and with distillation so does every sparse method (dense is the teacher). A free worker takes
+    from dense), and with `all_need_dense` (distillation: dense is the teacher; prox_from_dense: the penalties
+    start from its snapshot) so does every sparse method. A free worker takes
     the lowest-index job that is ready, so one worker finishes seed 1 before seed 2, and several start the next
     seed's dense while seed 1's methods wait.
     """
     order = [(s, m) for s in seeds for m in methods if m != "magnitude"]
     order += [(s, m) for s in seeds for m in methods if m == "magnitude"]
-    waits = tuple(m for m in methods if m != "dense") if distill else ("magnitude",)
+    waits = tuple(m for m in methods if m != "dense") if all_need_dense else ("magnitude",)
     after = [[order.index((s, "dense"))] if m in waits and (s, "dense") in order else [] for s, m in order]
     return order, after
 
@@ -161,12 +164,13 @@ def run_study(
     check_schedule(cfg.finetune_schedule)
     check_distill(cfg.distill, cfg.distill_temperature)
     check_precision(cfg.precision)
+    check_prox_from_dense(cfg.prox_from_dense)
     kept_count(1, cfg.keep, cfg.round_to)  # a bad keep ratio or round_to fails here, not after dense
     torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     done = _finished_seeds(ctx.dir / "per_seed.json")
     todo = [s for s in seeds if s not in done]
-    order, after = _job_order(todo, methods, cfg.distill > 0)
+    order, after = _job_order(todo, methods, cfg.distill > 0 or cfg.prox_from_dense > 0)
     jobs = [(cfg, make_model, dataset, s, str(ctx.device), ctx.dir / f"seed-{s}", (m,)) for s, m in order]
     for _ in pool_map(_seed_job, jobs, cfg.workers, after):
         pass  # each job records its method in its seed folder
