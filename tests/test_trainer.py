@@ -132,6 +132,23 @@ def test_bfloat16_autocast_runs_the_forward_in_bf16_and_keeps_float32_weights() 
         Trainer(t.module, t.optimizer, t.batches, t.loss_fn, 1, autocast=torch.float16)
 
 
+def test_bfloat16_autocast_on_a_cpu_without_native_bf16_warns_once_at_construction(monkeypatch) -> None:
+    import warnings
+
+    from sparsenets.train import loop
+
+    t = _make(None, steps=2)
+    assert isinstance(loop.cpu_has_native_bf16(), bool)  # the real check, on whatever CPU runs the suite
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="CPU without native bf16"):
+        Trainer(t.module, t.optimizer, t.batches, t.loss_fn, 1, device="cpu", autocast=torch.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float32 on that CPU, or bf16 on one that has it: no warning
+        Trainer(t.module, t.optimizer, t.batches, t.loss_fn, 1, device="cpu")
+        monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+        Trainer(t.module, t.optimizer, t.batches, t.loss_fn, 1, device="cpu", autocast=torch.bfloat16)
+
+
 def test_metrics_log_is_json_lines(tmp_path) -> None:
     _make(tmp_path, steps=12).fit()
     recs = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
