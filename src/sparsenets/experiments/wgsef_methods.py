@@ -118,8 +118,8 @@ def _fit(
 ) -> None:
     """One training phase of a method (its length: `phase_epochs`): "train" (from init, batches drawn with
     `seed`), "prox" (from the dense snapshot, with seed + 2) or a fine-tune, "tune" (masked) or "tune-compact"
-    (with seed + 1, its lr shaped by `cfg.finetune_schedule`; with `soft`, the (N, classes) teacher logits of the N training images, the loss
-    distils from them with weight `cfg.distill` at `cfg.distill_temperature`). With `save_dir`, checkpoint every
+    (with seed + 1, its lr shaped by `cfg.finetune_schedule`; with `soft`, the (N, classes) teacher logits of
+    the N training images, the loss distils from them with weight `cfg.distill` at `cfg.distill_temperature`). With `save_dir`, checkpoint every
     epoch in `save_dir/train-METHOD-PHASE` and resume from it (a killed method restarts at its last epoch, its
     scheduler with it)."""
     tuning = phase not in ("train", "prox")
@@ -366,8 +366,6 @@ def run_seed(
         _drop_checkpoints(save_dir, "magnitude")
     if "tp_groupnorm" in methods and "tp_groupnorm" not in out:
         _tp_groupnorm(cfg, *start(), sample, train, seed, device, finish, save_dir)
-        _save_progress(save_dir, seed, "tp_groupnorm", out)
-        _drop_checkpoints(save_dir, "tp_groupnorm")
         _save_progress(save_dir, seed, "tp_groupnorm", out)
         _drop_checkpoints(save_dir, "tp_groupnorm")
     return out
