@@ -119,9 +119,9 @@ def _fit(
     """One training phase of a method (its length: `phase_epochs`): "train" (from init, batches drawn with
     `seed`), "prox" (from the dense snapshot, with seed + 2) or a fine-tune, "tune" (masked) or "tune-compact"
     (with seed + 1, its lr shaped by `cfg.finetune_schedule`; with `soft`, the (N, classes) teacher logits of
-    the N training images, the loss distils from them with weight `cfg.distill` at `cfg.distill_temperature`). With `save_dir`, checkpoint every
-    epoch in `save_dir/train-METHOD-PHASE` and resume from it (a killed method restarts at its last epoch, its
-    scheduler with it)."""
+    the N training images, the loss distils from them with weight `cfg.distill` at `cfg.distill_temperature`).
+    With `save_dir`, checkpoint every epoch in `save_dir/train-METHOD-PHASE` and resume from it (a killed
+    method restarts at its last epoch, its scheduler with it)."""
     tuning = phase not in ("train", "prox")
     tensors = data if soft is None else (*data, soft)  # the teacher's logits travel with their images
     batch_seed = seed + 1 if tuning else seed + 2 if phase == "prox" else seed
