@@ -91,7 +91,10 @@ def test_prox_not_beaten_by_slsqp_or_perturbations(seed: int) -> None:
         method="SLSQP",
         options={"ftol": 1e-14, "maxiter": 500},
     )
-    assert ours <= res.fun * (1 + 1e-9)
+    # SLSQP may end slightly outside D_k (seen: Σu − k = 3.7e-8 on an AVX2 CPU), so score its feasible point
+    u = np.clip(res.x, 0.0, 1.0)
+    u *= min(1.0, k / u.sum())
+    assert ours <= 0.5 * np.sum(c * t / (u + t)) * (1 + 1e-9)
     for _ in range(20):
         dz = rng.normal(size=z.shape) * 1e-4 * np.abs(x).max()
         assert prox_objective(z + dz, x, ids, m, k, tau, w) >= ours - 1e-12 * abs(ours)
