@@ -205,11 +205,17 @@ def test_wgsef_resnet18_quick_run_keeps_exactly_k_per_coupled_group_and_compacts
     assert count_params(load_compact(run_dir / "seed-0" / "wgsef-compact")) == seed["wgsef"]["params"]
 
 
+def _last_train_record(run_dir, method: str, phase: str) -> dict:
+    """The last train record of a method's phase in seed 0 (`phase` may be a glob; metrics.jsonl outlives the
+    phase's checkpoints)."""
+    folder = next(p for p in (run_dir / "seed-0").glob(f"train-{method}-{phase}") if p.is_dir())
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(ln) for ln in lines if json.loads(ln)["split"] == "train"][-1]
+
+
 def _last_lr(run_dir, method: str) -> float:
-    """The lr logged at the last step of a method's fine-tune (its metrics.jsonl outlives its checkpoints)."""
-    tune = next(p for p in (run_dir / "seed-0").glob(f"train-{method}-tune*") if p.is_dir())
-    lines = (tune / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(ln) for ln in lines if json.loads(ln)["split"] == "train"][-1]["lr"]
+    """The lr logged at the last step of a method's fine-tune."""
+    return _last_train_record(run_dir, method, "tune*")["lr"]
 
 
 def test_wgsef_cosine_fine_tune_anneals_every_method_to_zero_and_bad_schedule_is_one_error(tmp_path) -> None:
@@ -426,9 +432,8 @@ def test_wgsef_compacted_fine_tune_killed_mid_way_resumes_to_the_same_model(tmp_
 
 
 def _last_step(run_dir, method: str, phase: str) -> int:
-    """The last step a method's training phase logged (its metrics.jsonl outlives its checkpoints)."""
-    lines = (run_dir / "seed-0" / f"train-{method}-{phase}" / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(ln) for ln in lines if json.loads(ln)["split"] == "train"][-1]["step"]
+    """The last step a method's training phase logged."""
+    return _last_train_record(run_dir, method, phase)["step"]
 
 
 def test_wgsef_penalties_from_the_dense_snapshot_train_as_many_epochs_as_every_other_method(

@@ -124,7 +124,7 @@ def _fit(
     method restarts at its last epoch, its scheduler with it)."""
     tuning = phase not in ("train", "prox")
     tensors = data if soft is None else (*data, soft)  # the teacher's logits travel with their images
-    batch_seed = seed + 1 if tuning else seed + 2 if phase == "prox" else seed
+    batch_seed = {"train": seed, "prox": seed + 2}.get(phase, seed + 1)
     batches = TensorBatches(*tensors, batch_size=cfg.batch_size, seed=batch_seed)
     steps = max(1, phase_epochs(cfg, method, phase) * batches.steps_per_epoch)
     run_dir = _train_dir(save_dir, method, phase)
@@ -247,10 +247,11 @@ def run_seed(
     device = torch.device(device)
     methods = [m for m in check_methods(cfg.methods) if only is None or m in only]
     sample = test[0][:1]
+    from_dense = check_prox_from_dense(cfg.prox_from_dense) > 0
     out = load_progress(save_dir, seed)
     students = [m for m in methods if m != "dense" and m not in out]
     # methods that start from the dense snapshot: magnitude always, the penalties with prox_from_dense
-    warm = [m for m in students if m == "magnitude" or check_prox_from_dense(cfg.prox_from_dense) > 0]
+    warm = [m for m in students if m == "magnitude" or from_dense]
     if warm and "dense" not in out and "dense" not in methods:
         raise SparsenetsError(
             f"seed {seed}: {', '.join(warm)} start from the dense snapshot; run dense first"
@@ -338,7 +339,7 @@ def run_seed(
     def start() -> tuple[nn.Module, str]:
         """A sparse-training method's initial model and its penalty phase: from init, or from the snapshot."""
         seed_everything(seed)
-        if cfg.prox_from_dense > 0:
+        if from_dense:
             return copy.deepcopy(snapshot), "prox"
         return make_model(), "train"
 
