@@ -7,7 +7,7 @@ Masks are top-k on the initial weights (latency depends on the shapes only); eac
 `sparsenets.compact.measure` at batch 64. Writes docs/benchmarks/compact-counts.md.
 
     PYTHONPATH=src python benchmarks/bench_compact_counts.py [--repeat 30] [--threads 1 2]
-        [--vgg-cases 0.4:1 0.4:8 0.4:16 0.42:16 0.43:16]   (keep:round_to)
+        [--vgg-cases 0.4:1 0.4:8 0.4:16 0.42:16 0.43:16 0.38:16 0.35:16 0.32:16]   (keep:round_to)
 """
 
 from __future__ import annotations
@@ -44,7 +44,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--vgg-repeat", type=int, default=30)
-    parser.add_argument("--vgg-cases", nargs="*", default=["0.4:1", "0.4:8", "0.4:16", "0.42:16", "0.43:16"])
+    parser.add_argument(
+        "--vgg-cases",
+        nargs="*",
+        default=["0.4:1", "0.4:8", "0.4:16", "0.42:16", "0.43:16", "0.38:16", "0.35:16", "0.32:16"],
+    )
     args = parser.parse_args()
     cases = [("LeNet-5", list(c), LeNet5, args.repeat) for c in LENET_COUNTS]
     vgg_sizes = [int(v) for v in VGG16_CFG if v != "M"]

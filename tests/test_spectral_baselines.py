@@ -31,22 +31,10 @@ from sparsenets.spectral import (
     merge_lora,
     optimizer_state_numel,
 )
-from sparsenets.train import SampledBatches, Trainer
+from sparsenets.train import Trainer
+from tests.spectral_helpers import next_token_loss, token_batches
 
 torch.set_num_threads(1)
-
-
-def _batches() -> SampledBatches:
-    def sample(g: torch.Generator, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.randint(0, 11, (b, 9), generator=g)
-        return x[:, :-1], x[:, 1:]
-
-    return SampledBatches(sample, batch_size=8, seed=0)
-
-
-def _loss(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    x, y = batch
-    return F.cross_entropy(m(x).flatten(0, 1), y.flatten())
 
 
 def test_lora_starts_at_W0_and_merges_exactly() -> None:
@@ -90,7 +78,9 @@ def test_relora_merges_reset_optimizer_and_zero_A_gradient() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     probe = GradAProbe(period=4)
     w0 = model.blocks[0].fc1.W0.clone()
-    Trainer(model, opt, _batches(), _loss, 10, callbacks=[probe], progress=False, device="cpu").fit()
+    Trainer(
+        model, opt, token_batches(), next_token_loss, 10, callbacks=[probe], progress=False, device="cpu"
+    ).fit()
     assert probe.merges == 2
     assert not torch.equal(model.blocks[0].fc1.W0, w0)  # the adapter was merged in
     assert [i for i, n in enumerate(probe.norms) if n == 0.0] == [0, 4, 8]  # steps right after start/merges

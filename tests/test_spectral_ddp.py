@@ -9,27 +9,13 @@ from pathlib import Path
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
-import torch.nn.functional as F
-from torch import nn
 
 from sparsenets.models.char_transformer import CharTransformer
 from sparsenets.spectral import SSTConfig, SSTSchedule, convert
-from sparsenets.train import SampledBatches, Trainer
+from sparsenets.train import Trainer
+from tests.spectral_helpers import next_token_loss, token_batches
 
 CFG = SSTConfig(rank=2, period=3, iterations_per_round=2, warmup=1)
-
-
-def _batches() -> SampledBatches:
-    def sample(g: torch.Generator, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.randint(0, 11, (b, 9), generator=g)
-        return x[:, :-1], x[:, 1:]
-
-    return SampledBatches(sample, batch_size=8, seed=0)
-
-
-def _loss(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    x, y = batch
-    return F.cross_entropy(m(x).flatten(0, 1), y.flatten())
 
 
 def _worker(rank: int, port: int, out: str) -> None:
@@ -45,7 +31,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         model = convert(CharTransformer(vocab=11, d=16, heads=2, layers=1, mlp=32, context=8), CFG)
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         sched = SSTSchedule(CFG, seed=5)
-        trainer = Trainer(model, opt, _batches(), _loss, 13, callbacks=[sched], progress=False, device="cpu")
+        trainer = Trainer(
+            model, opt, token_batches(), next_token_loss, 13, callbacks=[sched], progress=False, device="cpu"
+        )
         trainer.fit()
         torch.save({k: v.clone() for k, v in model.state_dict().items()}, Path(out) / f"rank{rank}.pt")
         torch.save({"resvds": sched.resvds, "resamples": sched.resamples}, Path(out) / f"count{rank}.pt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,18 @@ def test_graph_study_runs_one_task_and_rejects_unknown_tasks(tmp_path: Path) -> 
     assert {p.name for p in run_dir.iterdir() if p.is_dir()} >= {"node-drosophila-sst-lr0.01-s0"}
     with pytest.raises(ConfigError, match="tasks must be"):
         execute("sst-hyperbolic-graph", quick=True, root=tmp_path, sets=['tasks=["cora"]'])
+
+
+def test_versus_low_rank_compares_with_the_best_baseline_in_either_direction() -> None:
+    from sparsenets.experiments.sst_common import versus_low_rank
+
+    # accuracy-like: best baseline 0.80, full 0.90, SST 0.85 closes half the gap
+    beats, closed = versus_low_rank({"full": 0.9, "sst": 0.85, "lora": 0.8, "relora": 0.7}, True)
+    assert beats is True and closed == pytest.approx(0.5)
+    # bpc-like (lower is better): best baseline 2.0, full 1.6, SST 2.1 is behind: negative share
+    beats, closed = versus_low_rank({"full": 1.6, "sst": 2.1, "lora": 2.0}, False)
+    assert beats is False and closed == pytest.approx(-0.25)
+    # full rank no better than the baseline, or missing: no gap to close; no baseline: no verdict
+    assert math.isnan(versus_low_rank({"full": 0.7, "sst": 0.9, "lora": 0.8}, True)[1])
+    assert versus_low_rank({"sst": 0.9, "relora": 0.8}, True)[0] is True
+    assert versus_low_rank({"full": 0.9, "sst": 0.85}, True) == (None, pytest.approx(math.nan, nan_ok=True))

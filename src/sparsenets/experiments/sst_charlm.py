@@ -26,6 +26,7 @@ from sparsenets.experiments.sst_common import (
     mean_std,
     prepare,
     steady_costs,
+    versus_low_rank,
 )
 from sparsenets.models.char_transformer import CharTransformer
 from sparsenets.runs import RunContext, experiment, pool_map
@@ -265,12 +266,10 @@ def summarise(
             )
             metrics[f"bpc_{method}_r{rank}"] = mean
             metrics[f"bpc_std_{method}_r{rank}"] = std
-        others = [means[m] for m in ("lora", "relora") if m in means]
-        if others and "full" in means and "sst" in means:
-            best_other = min(others)
-            gap = best_other - means["full"]
+        beats, closed = versus_low_rank(means, higher_is_better=False)  # bpc: lower is better
+        if beats is not None and "full" in means:
             metrics[f"full_vs_lora_margin_r{rank}"] = means.get("lora", math.nan) - means["full"]
-            metrics[f"gap_closed_r{rank}"] = (best_other - means["sst"]) / gap if gap > 0 else math.nan
+            metrics[f"gap_closed_r{rank}"] = closed
     table = "\n".join(
         [
             "| rank | method | LR | val bpc (mean ± std) | seeds | trainable params | Adam state scalars (steady) | "

@@ -3,6 +3,7 @@ model, plus callbacks that record gradient norms and step times. Registers no ex
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -167,6 +168,23 @@ def steady_costs(result: dict[str, Any]) -> tuple[int, int]:
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def versus_low_rank(means: dict[str, float], higher_is_better: bool) -> tuple[bool | None, float]:
+    """SST against the best low-rank baseline (LoRA, ReLoRA*) at one rank, from each method's seed-mean metric.
+
+    Returns (SST beats every low-rank baseline present, or None when SST or both baselines are missing; the
+    fraction of the baseline-to-full-rank gap SST closes: 1 = as good as full rank, 0 = no better than the best
+    baseline, NaN when full rank is missing or no better than that baseline).
+    """
+    others = [means[m] for m in ("lora", "relora") if m in means]
+    if "sst" not in means or not others:
+        return None, math.nan
+    sign = 1.0 if higher_is_better else -1.0  # compare as "higher is better" either way
+    best = max(others, key=lambda v: sign * v)
+    beats = sign * (means["sst"] - best) > 0
+    gap = sign * (means["full"] - best) if "full" in means else math.nan
+    return beats, (sign * (means["sst"] - best) / gap if gap > 0 else math.nan)
 
 
 def sweep_then_seeds(

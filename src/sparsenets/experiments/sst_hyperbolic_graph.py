@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from sparsenets.experiments.sst_common import (
     prepare,
     steady_costs,
     sweep_then_seeds,
+    versus_low_rank,
 )
 from sparsenets.models.lorentz import LorentzClassifier, LorentzGCN, sqdist
 from sparsenets.runs import RunContext, experiment
@@ -253,11 +255,11 @@ def run(cfg: Config, ctx: RunContext) -> dict:
             plot_grad_norm(ax, first, method)
         ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{task} (seed {seeds[0]})")
         ax.legend()
-        if {"sst", "lora", "relora"} <= set(means):
-            metrics[f"{task}_sst_beats_low_rank"] = means["sst"] > max(means["lora"], means["relora"])
-            if "full" in means and max(means["lora"], means["relora"]) < means["full"]:
-                best_other = max(means["lora"], means["relora"])
-                metrics[f"{task}_gap_closed"] = (means["sst"] - best_other) / (means["full"] - best_other)
+        beats, closed = versus_low_rank(means, higher_is_better=True)
+        if beats is not None:
+            metrics[f"{task}_sst_beats_low_rank"] = beats
+        if not math.isnan(closed):
+            metrics[f"{task}_gap_closed"] = closed
     ctx.save_figure(fig, "sst-hyperbolic-graph-gradnorm")
     table = "\n".join(
         [

@@ -28,6 +28,7 @@ from sparsenets.experiments.sst_common import (
     prepare,
     steady_costs,
     sweep_then_seeds,
+    versus_low_rank,
 )
 from sparsenets.models.seq2seq import Seq2SeqTransformer
 from sparsenets.runs import RunContext, experiment
@@ -245,8 +246,9 @@ def run(cfg: Config, ctx: RunContext) -> dict:
             plot_grad_norm(ax, first, method)
         ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{geometry} (seed {seeds[0]})")
         ax.legend()
-        if {"sst", "lora", "relora"} <= set(means):
-            metrics[f"{geometry}_sst_beats_low_rank"] = means["sst"] > max(means["lora"], means["relora"])
+        beats, _ = versus_low_rank(means, higher_is_better=True)
+        if beats is not None:
+            metrics[f"{geometry}_sst_beats_low_rank"] = beats
     ctx.save_figure(fig, "sst-translation-gradnorm")
     table = "\n".join(
         [
