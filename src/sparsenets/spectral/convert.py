@@ -9,7 +9,7 @@ from torch import nn
 from sparsenets.errors import ConfigError
 from sparsenets.spectral.layer import SSTLinear
 from sparsenets.spectral.sampling import SAMPLING_MODES
-from sparsenets.spectral.targets import swap_linears, unswap
+from sparsenets.spectral.targets import from_linear, swap_linears, unswap
 
 
 @dataclass
@@ -62,15 +62,8 @@ def convert(model: nn.Module, config: SSTConfig) -> nn.Module:
         model,
         config.targets,
         config.rank,
-        lambda lin: SSTLinear(
-            lin.in_features,
-            lin.out_features,
-            config.rank,
-            bias=lin.bias is not None,
-            weight=lin.weight.detach(),
-            bias_init=lin.bias.detach() if lin.bias is not None else None,
-            enhanced_grad=config.enhanced_grad,
-            normalize=config.normalize,
+        lambda lin: from_linear(
+            SSTLinear, lin, config.rank, enhanced_grad=config.enhanced_grad, normalize=config.normalize
         ),
     )
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from sparsenets.errors import ConfigError
 from sparsenets.spectral.schedule import reset_optimizer_state
-from sparsenets.spectral.targets import check_rank, swap_linears, unswap
+from sparsenets.spectral.targets import check_rank, from_linear, swap_linears, unswap
 from sparsenets.train.callbacks import Callback, TrainState
 
 
@@ -110,15 +110,7 @@ def convert_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
         model,
         config.targets,
         config.rank,
-        lambda lin: LoRALinear(
-            lin.in_features,
-            lin.out_features,
-            config.rank,
-            bias=lin.bias is not None,
-            weight=lin.weight.detach(),
-            bias_init=lin.bias.detach() if lin.bias is not None else None,
-            scale=config.scale,
-        ),
+        lambda lin: from_linear(LoRALinear, lin, config.rank, scale=config.scale),
     )
 
 

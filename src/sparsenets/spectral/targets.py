@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -53,6 +54,20 @@ def check_rank(rank: int, in_features: int, out_features: int, name: str) -> Non
             f"rank {rank!r} is invalid for layer {name!r} ({in_features} -> {out_features}); "
             f"use an integer in [1, {k}]"
         )
+
+
+def from_linear(layer_type: Callable[..., nn.Module], lin: nn.Linear, rank: int, **options: Any) -> nn.Module:
+    """A rank-`rank` `layer_type` (SSTLinear, LoRALinear, ...) that starts from `lin`'s weight (out, in) and bias
+    (out,), with the layer's own `options`."""
+    return layer_type(
+        lin.in_features,
+        lin.out_features,
+        rank,
+        bias=lin.bias is not None,
+        weight=lin.weight.detach(),
+        bias_init=lin.bias.detach() if lin.bias is not None else None,
+        **options,
+    )
 
 
 def swap_linears(
