@@ -94,7 +94,10 @@ def test_graph_study_runs_one_task_and_rejects_unknown_tasks(tmp_path: Path) -> 
         root=tmp_path,
         sets=['tasks=["node-drosophila"]', 'methods=["lora","sst"]'],
     )
-    assert set(result["metrics"]) == {"node-drosophila_lora", "node-drosophila_sst"}
+    m = result["metrics"]
+    assert set(m) == {"node-drosophila_lora", "node-drosophila_sst", "node-drosophila_sst_beats_low_rank"}
+    # the verdict is taken against the one low-rank baseline that ran
+    assert m["node-drosophila_sst_beats_low_rank"] == (m["node-drosophila_sst"] > m["node-drosophila_lora"])
     assert {p.name for p in run_dir.iterdir() if p.is_dir()} >= {"node-drosophila-sst-lr0.01-s0"}
     with pytest.raises(ConfigError, match="tasks must be"):
         execute("sst-hyperbolic-graph", quick=True, root=tmp_path, sets=['tasks=["cora"]'])
