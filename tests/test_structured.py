@@ -20,7 +20,7 @@ from sparsenets.compact import (
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout, Member, coupled_layouts
 from sparsenets.models.cnn import VGG16BN, LeNet5, ResNet18
-from sparsenets.optim import ProxBlock, ProxOptimizer, kept_count
+from sparsenets.optim import ProxBlock, ProxOptimizer, decay_free_groups, kept_count
 from sparsenets.prox import PROXES, topk_multipliers, wgsef_multipliers
 from sparsenets.train import TensorBatches, Trainer
 
@@ -477,3 +477,35 @@ def test_resnet18_trains_to_exactly_k_per_coupled_group_and_compacts_through_sav
 def test_models_reject_a_non_positive_width(build) -> None:
     with pytest.raises(SparsenetsError, match="width must be a positive multiplier"):
         build(width=0.0)
+
+
+def test_decay_free_groups_leave_the_blocks_tensors_undecayed_and_decay_the_rest() -> None:
+    """One SGD step with zero gradients: only weight decay moves the weights, so the blocks' tensors (a conv
+    filter's weight, bias and BatchNorm γ/β, the next layer's input slice) stay put and the rest shrink."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 26 * 26, 4)
+    )
+    x = torch.randn(2, 1, 28, 28)
+    blocks = [ProxBlock(lay, 3, 0.01) for lay in coupled_layouts(model, x[:1])]
+    groups = decay_free_groups(model, blocks, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert [sorted(names[id(p)] for p in g["params"]) for g in groups] == [
+        ["0.bias", "0.weight", "1.bias", "1.weight", "4.weight"],
+        ["4.bias"],
+    ]
+    assert [g["weight_decay"] for g in groups] == [0.0, 0.1]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD(groups, lr=0.5)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for n, p in model.named_parameters():
+        expected = before[n] * (0.95 if n == "4.bias" else 1.0)
+        assert torch.allclose(p, expected), n
+    # no block: every parameter decays, in one group
+    assert [g["weight_decay"] for g in decay_free_groups(model, [], 0.1)] == [0.1]
+    with pytest.raises(SparsenetsError, match="weight_decay must be >= 0"):
+        decay_free_groups(model, blocks, float("nan"))
+    with pytest.raises(SparsenetsError, match="not parameters of the model"):
+        decay_free_groups(nn.Linear(3, 3), blocks, 0.1)

@@ -446,11 +446,14 @@ def test_wgsef_penalties_from_the_dense_snapshot_train_as_many_epochs_as_every_o
     from sparsenets.experiments import wgsef_methods
 
     starts: dict[str, dict[str, torch.Tensor]] = {}
+    decays: dict[str, dict[str, float]] = {}  # the penalty phase's weight decay per parameter name
     fit = wgsef_methods._fit
 
     def recording_fit(model, opt, data, cfg, seed, device, save_dir, method, phase, *args, **kwargs):
         if phase in ("train", "prox"):
             starts[f"{method}-{phase}"] = {k: v.clone() for k, v in model.state_dict().items()}
+            wd = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+            decays[method] = {n: wd[id(p)] for n, p in model.named_parameters()}
         return fit(model, opt, data, cfg, seed, device, save_dir, method, phase, *args, **kwargs)
 
     monkeypatch.setattr(wgsef_methods, "_fit", recording_fit)
@@ -467,6 +470,11 @@ def test_wgsef_penalties_from_the_dense_snapshot_train_as_many_epochs_as_every_o
     )
     monkeypatch.undo()
     assert sorted(starts) == ["dense-train", "group_lasso-prox", "tp_groupnorm-prox", "wgsef-prox"]
+    # the spec: no weight decay on WGSEF's tensors; the output bias (in no group) and the others keep 5e-4
+    assert {n for n, wd in decays["wgsef"].items() if wd != 0.0} == {"9.bias"}
+    assert decays["wgsef"]["9.bias"] == 5e-4
+    for method in ("dense", "group_lasso", "tp_groupnorm"):
+        assert set(decays[method].values()) == {5e-4}, method
     snapshot = load_file(str(run_dir / "seed-0" / "dense-snapshot.safetensors"))
     for name in ("wgsef-prox", "group_lasso-prox", "tp_groupnorm-prox"):
         assert all(torch.equal(starts[name][k], snapshot[k]) for k in snapshot), name

@@ -38,7 +38,7 @@ from sparsenets.compact import compact, count_flops, count_params, save_compact
 from sparsenets.errors import ConfigError, SparsenetsError
 from sparsenets.files import atomic_save_safetensors, atomic_write_bytes
 from sparsenets.groups import coupled_layouts
-from sparsenets.optim import ProxBlock, ProxOptimizer, kept_count
+from sparsenets.optim import ProxBlock, ProxOptimizer, decay_free_groups, kept_count
 from sparsenets.prox import PROXES, topk_multipliers
 from sparsenets.train import Callback, TensorBatches, Trainer, distill_loss, seed_everything
 from sparsenets.train.metrics import evaluate_classifier
@@ -200,8 +200,11 @@ def _drop_checkpoints(save_dir: Path | None, method: str) -> None:
             shutil.rmtree(ckpt, ignore_errors=True)
 
 
-def _sgd(model: nn.Module, lr: float, wd: float = 0.0) -> torch.optim.SGD:
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
+def _sgd(
+    model: nn.Module, lr: float, wd: float = 0.0, decay_free: Sequence[ProxBlock] = ()
+) -> torch.optim.SGD:
+    params = decay_free_groups(model, decay_free, wd) if decay_free else model.parameters()
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
 
 
 def _blocks(cfg: Any, model: nn.Module, sample: torch.Tensor, lam: float, penalty: str) -> list[ProxBlock]:
@@ -347,9 +350,12 @@ def run_seed(
         t0 = time.perf_counter()
         model, phase = start()
         lam = cfg.lam if penalty == "wgsef" else cfg.lam_group_lasso
+        blocks = _blocks(cfg, model, sample, lam, penalty)
+        # the spec: WGSEF's tensors get no weight decay (its envelope already holds a ridge on the kept groups)
+        decay_free = blocks if penalty == "wgsef" and not cfg.wgsef_weight_decay else ()
         opt = ProxOptimizer(
-            _sgd(model, cfg.lr, cfg.weight_decay),  # the dense run's optimizer; the penalty comes on top
-            _blocks(cfg, model, sample, lam, penalty),
+            _sgd(model, cfg.lr, cfg.weight_decay, decay_free),  # the dense run's optimizer + the penalty
+            blocks,
             select=topk_multipliers,
             warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
         )

@@ -61,6 +61,9 @@ class StudyConfig:
     finetune_compact: bool = True  # fine-tune the compacted model (same steps as the masked one, fewer FLOPs)
     precision: str = "fp32"  # or "bf16": training forwards under bfloat16 autocast (GPUs, AMX CPUs)
     weight_decay: float = 5e-4
+    wgsef_weight_decay: bool = (
+        False  # True: weight decay on WGSEF's tensors too (every run before session 17)
+    )
     seeds: int = 3
     train_limit: int = 0  # 0: every training image
     test_limit: int = 0

@@ -5,6 +5,13 @@ opt = ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), 
 ...train...; opt.finalize()          # exactly k groups per block; then opt.hold_mask() to fine-tune
 """
 
-from sparsenets.optim.proximal import ProxBlock, ProxFn, ProxOptimizer, SelectFn, kept_count
+from sparsenets.optim.proximal import (
+    ProxBlock,
+    ProxFn,
+    ProxOptimizer,
+    SelectFn,
+    decay_free_groups,
+    kept_count,
+)
 
-__all__ = ["ProxBlock", "ProxFn", "ProxOptimizer", "SelectFn", "kept_count"]
+__all__ = ["ProxBlock", "ProxFn", "ProxOptimizer", "SelectFn", "decay_free_groups", "kept_count"]
