@@ -73,7 +73,13 @@ def run_toy(cfg: ToyConfig, ctx: RunContext) -> dict:
 
 
 if "toy" not in REGISTRY:
-    experiment("toy", ToyConfig, quick={"steps": 20}, description="toy task for tests")(run_toy)
+    experiment(
+        "toy",
+        ToyConfig,
+        quick={"steps": 20},
+        description="toy task for tests",
+        presets={"wide": {"width": 16, "lr": 0.05}},
+    )(run_toy)
 
 
 @pytest.fixture

@@ -23,6 +23,25 @@ def test_set_parses_types_and_rejects_unknown_keys(toy_name) -> None:
         runs.make_config(exp, sets=["width"])
 
 
+def test_preset_applies_after_quick_and_before_set(toy_name) -> None:
+    exp = runs.get(toy_name)
+    cfg = runs.make_config(exp, quick=True, preset="wide", sets=["lr=0.5"])
+    assert (cfg.steps, cfg.width, cfg.lr) == (20, 16, 0.5)  # quick, then the preset, then --set
+    assert runs.make_config(exp, preset="wide").lr == 0.05
+    with pytest.raises(ConfigError, match="no preset 'narrow' \\(its presets: wide\\)"):
+        runs.make_config(exp, preset="narrow")
+    with pytest.raises(TypeError, match="preset 'bad' of 'toy2' name unknown fields \\['widht'\\]"):
+        runs.experiment("toy2", type(runs.make_config(exp)), presets={"bad": {"widht": 3}})(lambda c, x: {})
+    assert "toy2" not in runs.REGISTRY
+
+
+def test_preset_run_is_the_same_run_as_its_sets(toy_name, tmp_path) -> None:
+    # the folder is identified by the config, so the preset and the equivalent --set flags reuse one result
+    first, res = runs.execute(toy_name, quick=True, out=tmp_path / "r", preset="wide")
+    again, res2 = runs.execute(toy_name, quick=True, out=tmp_path / "r", sets=["width=16", "lr=0.05"])
+    assert first == again and res["metrics"] == res2["metrics"] and res["config"]["width"] == 16
+
+
 def test_unknown_experiment_suggests_names(toy_name) -> None:
     with pytest.raises(ConfigError, match="did you mean toy"):
         runs.get("toyy")
@@ -62,7 +81,16 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, toy_name, capsys) -> None:
     assert len(err) == 1 and "unknown experiment" in err[0]
     assert cli.main(["run", toy_name, "--set", "bogus=1", "--root", str(tmp_path)]) == 2
     assert "no config key 'bogus'" in capsys.readouterr().err
+    assert cli.main(["run", toy_name, "--preset", "narrow", "--root", str(tmp_path)]) == 2
+    assert "no preset 'narrow'" in capsys.readouterr().err
     assert not list(tmp_path.iterdir()), "a rejected config writes nothing"
+
+
+def test_cli_preset_runs_and_is_listed(tmp_path, toy_name, capsys) -> None:
+    assert cli.main(["run", "--list"]) == 0
+    assert "--preset wide" in capsys.readouterr().out
+    assert cli.main(["run", toy_name, "--quick", "--preset", "wide", "--out", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["config"]["width"] == 16
 
 
 def test_cli_corrupt_checkpoint_is_exit_2_and_keeps_files(tmp_path, toy_name, capsys) -> None:

@@ -16,13 +16,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.list:
         for name, exp in sorted(runs.discover().items()):
             print(f"{name:32s} {exp.description.strip().splitlines()[0] if exp.description else ''}")
+            for preset in sorted(exp.presets):
+                print(f"{'':32s}   --preset {preset}")
         return 0
     if not args.name:
         raise SparsenetsError("name an experiment: sparsenets run NAME (see `sparsenets run --list`)")
     runs.get(args.name)  # unknown names fail before any process group starts
     info = init_distributed()
     run_dir, result = runs.execute(
-        args.name, quick=args.quick, out=args.out, seed=args.seed, sets=args.set, root=args.root
+        args.name,
+        quick=args.quick,
+        out=args.out,
+        seed=args.seed,
+        sets=args.set,
+        root=args.root,
+        preset=args.preset,
     )
     if info.is_main:
         shown = {k: v for k, v in result["metrics"].items() if isinstance(v, int | float)}
@@ -53,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="run folder (default: ROOT/NAME-CONFIGHASH)")
     run.add_argument("--root", default="runs", help="where default run folders go (default: runs)")
     run.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    run.add_argument(
+        "--preset",
+        default=None,
+        help="a documented recipe of the experiment (listed by --list); --set refines it",
+    )
     run.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
     )

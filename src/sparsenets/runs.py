@@ -45,31 +45,48 @@ RunFn = Callable[[Any, "RunContext"], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Experiment:
-    """A registered experiment: its name, config type, quick overrides and run function."""
+    """A registered experiment: its name, config type, quick overrides, named presets and run function.
+
+    A preset is a named set of overrides for a documented study (`--preset NAME`), so that a recipe of a dozen
+    `--set` flags is one word and cannot drift from the docs that report it."""
 
     name: str
     config_cls: type
     fn: RunFn
     quick: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, Experiment] = {}
 
 
 def experiment(
-    name: str, config_cls: type, quick: dict[str, Any] | None = None, description: str = ""
+    name: str,
+    config_cls: type,
+    quick: dict[str, Any] | None = None,
+    description: str = "",
+    presets: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[[RunFn], RunFn]:
-    """Register `fn(config, ctx) -> metrics` under `name` (a decorator)."""
+    """Register `fn(config, ctx) -> metrics` under `name` (a decorator); `presets` maps a name to overrides."""
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config of experiment {name!r} must be a dataclass")
 
     def register(fn: RunFn) -> RunFn:
-        unknown = set(quick or {}) - {f.name for f in dataclasses.fields(config_cls)}
-        if unknown:
-            raise TypeError(f"quick overrides of {name!r} name unknown fields {sorted(unknown)}")
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        for label, overrides in [("quick overrides", quick or {})] + [
+            (f"preset {p!r}", v) for p, v in (presets or {}).items()
+        ]:
+            unknown = set(overrides) - fields
+            if unknown:
+                raise TypeError(f"{label} of {name!r} name unknown fields {sorted(unknown)}")
         REGISTRY[name] = Experiment(
-            name, config_cls, fn, dict(quick or {}), description or (fn.__doc__ or "")
+            name,
+            config_cls,
+            fn,
+            dict(quick or {}),
+            description or (fn.__doc__ or ""),
+            {p: dict(v) for p, v in (presets or {}).items()},
         )
         return fn
 
@@ -117,10 +134,18 @@ def _parse_value(text: str, tp: Any, key: str) -> Any:
         raise ConfigError(f"--set {key}={text}: expected a value of type {name}") from e
 
 
-def make_config(exp: Experiment, quick: bool = False, sets: list[str] | None = None) -> Any:
-    """Build the config: defaults, then the quick overrides, then each `key=value` of `sets`."""
+def make_config(
+    exp: Experiment, quick: bool = False, sets: list[str] | None = None, preset: str | None = None
+) -> Any:
+    """Build the config: defaults, then the quick overrides, then the named preset, then each `key=value` of
+    `sets`."""
     hints = typing.get_type_hints(exp.config_cls)
     values: dict[str, Any] = dict(exp.quick) if quick else {}
+    if preset is not None:
+        if preset not in exp.presets:
+            known = ", ".join(sorted(exp.presets)) or "none"
+            raise ConfigError(f"experiment {exp.name!r} has no preset {preset!r} (its presets: {known})")
+        values.update(exp.presets[preset])
     for item in sets or []:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
@@ -241,14 +266,16 @@ def execute(
     seed: int = 0,
     sets: list[str] | None = None,
     root: Path | str = "runs",
+    preset: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run (or resume, or reuse) an experiment and write its result.json.
+    """Run (or resume, or reuse) an experiment and write its result.json; `preset` names overrides that `sets`
+    may refine (the run is identified by the resulting config, not by the preset's name).
 
     Returns:
         (run folder, result dict).
     """
     exp = get(name)
-    config = make_config(exp, quick, sets)
+    config = make_config(exp, quick, sets, preset)
     run_dir = Path(out) if out is not None else Path(root) / f"{name}-{config_hash(name, config, seed)}"
     identity = {"experiment": name, "config": dataclasses.asdict(config), "seed": seed, "quick": quick}
     identity = json.loads(json.dumps(identity))  # tuples become lists, as they are on disk
