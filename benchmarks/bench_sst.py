@@ -28,7 +28,7 @@ def child(method: str, steps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from sparsenets.experiments.sst_common import prepare, training_state_bytes
+    from sparsenets.experiments.sst.common import prepare, training_state_bytes
     from sparsenets.models.char_transformer import CharTransformer
     from sparsenets.spectral import optimizer_state_numel, trainable_parameters
     from sparsenets.train import TrainState

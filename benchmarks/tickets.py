@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from sparsenets.experiments import _grokking as G
+from sparsenets.experiments.tickets import common as G
 from sparsenets.masks import attach_masks, detach_masks
 from sparsenets.models.grokking import GrokMLP
 from sparsenets.tickets import magnitude_scores, prune_members, snapshot

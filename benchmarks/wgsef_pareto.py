@@ -14,7 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-from sparsenets.experiments.wgsef_report import paired_differences
+from sparsenets.experiments.wgsef.report import paired_differences
 
 METHODS = ("wgsef", "group_lasso", "magnitude", "tp_groupnorm")
 

@@ -94,11 +94,12 @@ def experiment(
 
 
 def discover() -> dict[str, Experiment]:
-    """Import every module of `sparsenets.experiments` so each registers itself; return the registry."""
+    """Import every module under `sparsenets.experiments` (its per-method folders included) so each registers
+    itself; return the registry."""
     import sparsenets.experiments as pkg
 
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    for mod in pkgutil.walk_packages(pkg.__path__, prefix=f"{pkg.__name__}."):
+        importlib.import_module(mod.name)
     return REGISTRY
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sparsenets.errors import SparsenetsError
-from sparsenets.experiments import _grokking as G
+from sparsenets.experiments.tickets import common as G
 from sparsenets.masks import attach_masks, load_masks
 from sparsenets.models.grokking import GrokMLP
 from sparsenets.runs import execute

@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from sparsenets.models.char_transformer import CharTransformer
 from sparsenets.spectral import SSTConfig, SSTSchedule, convert
 from sparsenets.train import Trainer
-from tests.spectral_helpers import next_token_loss, token_batches
+from tests.spectral.spectral_helpers import next_token_loss, token_batches
 
 CFG = SSTConfig(rank=2, period=3, iterations_per_round=2, warmup=1)
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsenets import data
-from sparsenets.experiments.sst_common import (
+from sparsenets.experiments.sst.common import (
     GradNormTrace,
     cost_summary,
     mean_std,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SETS = ["--set", "epochs=1", "--set", "checkpoint_every=50", "--set", "eval_every=100"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from sparsenets.experiments.wgsef_study import StudyConfig, run_study
+from sparsenets.experiments.wgsef.study import StudyConfig, run_study
 from sparsenets.models.cnn import LeNet5
 from sparsenets.runs import RunContext, experiment
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from sparsenets.experiments import _grokking as G
+from sparsenets.experiments.tickets import common as G
 from sparsenets.models.grokking import GrokMLP
 from sparsenets.runs import RunContext, experiment
 from sparsenets.tickets import magnitude_scores, prune_members

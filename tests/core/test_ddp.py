@@ -22,7 +22,7 @@ from sparsenets.optim import ProxBlock, ProxOptimizer
 from sparsenets.prox import PROXES, topk_multipliers
 from sparsenets.train import TensorBatches, Trainer, init_distributed, seed_everything
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsenets.experiments.sst_hyperbolic_graph import Config as GraphConfig
-from sparsenets.experiments.sst_hyperbolic_graph import train_one as train_graph
+from sparsenets.experiments.sst.hyperbolic_graph import Config as GraphConfig
+from sparsenets.experiments.sst.hyperbolic_graph import train_one as train_graph
 from sparsenets.runs import execute
 
 torch.set_num_threads(1)
@@ -36,7 +36,7 @@ def test_graph_node_classification_sst_on_drosophila(tmp_path: Path) -> None:
 
 
 def test_grad_norm_trace_survives_a_resume(tmp_path: Path) -> None:
-    from sparsenets.experiments.sst_common import GradNormTrace
+    from sparsenets.experiments.sst.common import GradNormTrace
     from sparsenets.train import TensorBatches, Trainer, seed_everything
 
     x, y = torch.randn(64, 5), torch.randn(64, 1)
@@ -75,7 +75,7 @@ def _fake_job(key: tuple) -> dict:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sweep_then_seeds_picks_each_keys_lr_on_the_first_seed(workers: int) -> None:
-    from sparsenets.experiments.sst_common import sweep_then_seeds
+    from sparsenets.experiments.sst.common import sweep_then_seeds
 
     chosen, every = sweep_then_seeds(
         _fake_job, [("a",), ("b",)], [0.001, 0.01, 0.1], [5, 6, 7], lambda r: r["val"], workers
@@ -104,7 +104,7 @@ def test_graph_study_runs_one_task_and_rejects_unknown_tasks(tmp_path: Path) -> 
 
 
 def test_versus_low_rank_compares_with_the_best_baseline_in_either_direction() -> None:
-    from sparsenets.experiments.sst_common import versus_low_rank
+    from sparsenets.experiments.sst.common import versus_low_rank
 
     # accuracy-like: best baseline 0.80, full 0.90, SST 0.85 closes half the gap
     beats, closed = versus_low_rank({"full": 0.9, "sst": 0.85, "lora": 0.8, "relora": 0.7}, True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsenets.experiments import wgsef_vgg_fmnist
-from sparsenets.experiments.wgsef_study import run_study
+from sparsenets.experiments.wgsef import vgg_fmnist as wgsef_vgg_fmnist
+from sparsenets.experiments.wgsef.study import run_study
 from sparsenets.groups import coupled_layouts
 from sparsenets.models.cnn import ResNet18
 from sparsenets.runs import RunContext, experiment

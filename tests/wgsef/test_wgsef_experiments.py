@@ -77,7 +77,7 @@ def test_wgsef_seed_killed_mid_way_resumes_at_its_unfinished_methods(tmp_path, m
     """A kill during the magnitude baseline (the last job: it starts from dense) keeps every other method (one
     method-NAME.json each, plus the dense snapshot); the re-run trains only magnitude, from the saved snapshot,
     with the uninterrupted run's numbers."""
-    from sparsenets.experiments import wgsef_methods
+    from sparsenets.experiments.wgsef import methods as wgsef_methods
 
     sets = ["train_limit=256", "test_limit=200", "latency_repeat=3", "seeds=1"]
     full = _first_seed(tmp_path / "a", sets)
@@ -104,7 +104,7 @@ def test_wgsef_seed_killed_mid_way_resumes_at_its_unfinished_methods(tmp_path, m
 
 def test_wgsef_seed_progress_file_that_is_corrupt_gets_one_clear_error(tmp_path) -> None:
     from sparsenets.errors import SparsenetsError
-    from sparsenets.experiments.wgsef_methods import load_progress
+    from sparsenets.experiments.wgsef.methods import load_progress
 
     for name in ("method-wgsef.json", "methods.json"):  # methods.json: runs from before session 7
         (tmp_path / name).write_text("{not json")
@@ -121,8 +121,8 @@ def test_wgsef_seed_progress_file_that_is_corrupt_gets_one_clear_error(tmp_path)
 
 def test_wgsef_magnitude_alone_without_dense_gets_one_clear_error(tmp_path) -> None:
     from sparsenets.errors import SparsenetsError
-    from sparsenets.experiments.wgsef_lenet5_mnist import Config
-    from sparsenets.experiments.wgsef_methods import run_seed
+    from sparsenets.experiments.wgsef.lenet5_mnist import Config
+    from sparsenets.experiments.wgsef.methods import run_seed
     from sparsenets.models.cnn import LeNet5
 
     data = (torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
@@ -132,7 +132,7 @@ def test_wgsef_magnitude_alone_without_dense_gets_one_clear_error(tmp_path) -> N
 
 def test_wgsef_dense_snapshot_that_is_corrupt_gets_one_clear_error(tmp_path) -> None:
     from sparsenets.errors import SparsenetsError
-    from sparsenets.experiments.wgsef_methods import _load_snapshot
+    from sparsenets.experiments.wgsef.methods import _load_snapshot
     from sparsenets.models.cnn import LeNet5
 
     (tmp_path / "dense-snapshot.safetensors").write_bytes(b"\x00" * 20)
@@ -182,7 +182,7 @@ def test_wgsef_method_killed_mid_training_resumes_from_its_last_epoch(tmp_path, 
 
 
 def test_paired_differences_are_per_seed_wgsef_minus_baseline_and_skip_missing_methods() -> None:
-    from sparsenets.experiments.wgsef_report import paired_differences
+    from sparsenets.experiments.wgsef.report import paired_differences
 
     rows = [
         {"wgsef": {"accuracy": 99.0}, "magnitude": {"accuracy": 98.0}, "group_lasso": {"accuracy": 99.5}},
@@ -248,9 +248,9 @@ def test_wgsef_cosine_fine_tune_anneals_every_method_to_zero_and_bad_schedule_is
 
 
 def test_wgsef_study_round_to_makes_every_method_keep_multiples() -> None:
-    from sparsenets.experiments.wgsef_lenet5_mnist import Config
-    from sparsenets.experiments.wgsef_methods import _blocks
-    from sparsenets.experiments.wgsef_report import _rounding
+    from sparsenets.experiments.wgsef.lenet5_mnist import Config
+    from sparsenets.experiments.wgsef.methods import _blocks
+    from sparsenets.experiments.wgsef.report import _rounding
     from sparsenets.models.cnn import LeNet5
 
     sample = torch.randn(1, 1, 28, 28)
@@ -276,7 +276,7 @@ def test_wgsef_study_rejects_a_bad_round_to_or_keep_before_any_training(tmp_path
 
 
 def test_wgsef_distill_jobs_wait_for_their_seeds_dense() -> None:
-    from sparsenets.experiments.wgsef_study import _job_order
+    from sparsenets.experiments.wgsef.study import _job_order
 
     methods = ("dense", "wgsef", "group_lasso", "magnitude")
     order, after = _job_order([1, 2], methods, all_need_dense=False)
@@ -290,8 +290,8 @@ def test_wgsef_distill_jobs_wait_for_their_seeds_dense() -> None:
 
 def test_wgsef_distilled_fine_tune_follows_the_teacher(tmp_path) -> None:
     """With weight 1 the fine-tune sees only the teacher: a teacher that always says class 3 wins over labels."""
-    from sparsenets.experiments.wgsef_lenet5_mnist import Config
-    from sparsenets.experiments.wgsef_methods import _fit, teacher_logits
+    from sparsenets.experiments.wgsef.lenet5_mnist import Config
+    from sparsenets.experiments.wgsef.methods import _fit, teacher_logits
     from sparsenets.models.cnn import LeNet5
 
     class Always3(torch.nn.Module):
@@ -316,8 +316,8 @@ def test_wgsef_distilled_fine_tune_follows_the_teacher(tmp_path) -> None:
 
 def test_wgsef_distill_needs_dense_and_bad_settings_fail_before_training(tmp_path) -> None:
     from sparsenets.errors import SparsenetsError
-    from sparsenets.experiments.wgsef_lenet5_mnist import Config
-    from sparsenets.experiments.wgsef_methods import run_seed
+    from sparsenets.experiments.wgsef.lenet5_mnist import Config
+    from sparsenets.experiments.wgsef.methods import run_seed
     from sparsenets.models.cnn import LeNet5
 
     data = (torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
@@ -364,8 +364,8 @@ def test_wgsef_fine_tuning_the_compacted_model_equals_fine_tuning_the_masked_one
     """The same SGD steps (momentum, weight decay, cosine lr) on the compacted model as on the masked model with
     its mask held: afterwards the compacted masked model gives the same outputs as the fine-tuned small one."""
     from sparsenets.compact import compact
-    from sparsenets.experiments.wgsef_methods import _blocks, _fit, _sgd
-    from sparsenets.experiments.wgsef_vgg_fmnist import Config
+    from sparsenets.experiments.wgsef.methods import _blocks, _fit, _sgd
+    from sparsenets.experiments.wgsef.vgg_fmnist import Config
     from sparsenets.models.cnn import VGG16BN
     from sparsenets.optim import ProxOptimizer
     from sparsenets.prox import topk_multipliers
@@ -443,7 +443,7 @@ def test_wgsef_penalties_from_the_dense_snapshot_train_as_many_epochs_as_every_o
     prunes) and train P epochs with their penalty, then fine-tune F; dense and magnitude fine-tune P + F."""
     from safetensors.torch import load_file
 
-    from sparsenets.experiments import wgsef_methods
+    from sparsenets.experiments.wgsef import methods as wgsef_methods
 
     starts: dict[str, dict[str, torch.Tensor]] = {}
     decays: dict[str, dict[str, float]] = {}  # the penalty phase's weight decay per parameter name

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from sparsenets.errors import ConfigError
-from sparsenets.experiments import _grokking as G
+from sparsenets.experiments.tickets import common as G
 from sparsenets.masks import report_markdown, save_masks
 from sparsenets.models.grokking import GrokMLP
 from sparsenets.runs import RunContext, experiment

@@ -24,7 +24,7 @@ from sparsenets.prox import (
     wgsef_prox,
     wgsef_value,
 )
-from tests.prox_reference import (
+from tests.wgsef.prox_reference import (
     conjugate,
     gap_condition,
     group_sq_norms,

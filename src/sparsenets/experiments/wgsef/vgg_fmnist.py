@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsenets.experiments.wgsef_study import StudyConfig, run_study
+from sparsenets.experiments.wgsef.study import StudyConfig, run_study
 from sparsenets.models.cnn import VGG16BN
 from sparsenets.runs import RunContext, experiment
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from sparsenets import data
 from sparsenets.errors import ConfigError
-from sparsenets.experiments.sst_common import (
+from sparsenets.experiments.sst.common import (
     GradNormTrace,
     cost_summary,
     mean_std,

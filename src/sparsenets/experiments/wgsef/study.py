@@ -17,7 +17,7 @@ from torch import nn
 from sparsenets import data
 from sparsenets.compact import load_compact, measure
 from sparsenets.errors import ConfigError
-from sparsenets.experiments.wgsef_methods import (
+from sparsenets.experiments.wgsef.methods import (
     METHODS,
     check_methods,
     check_precision,
@@ -26,7 +26,7 @@ from sparsenets.experiments.wgsef_methods import (
     load_progress,
     run_seed,
 )
-from sparsenets.experiments.wgsef_report import plot_and_report, summarize
+from sparsenets.experiments.wgsef.report import plot_and_report, summarize
 from sparsenets.optim import kept_count
 from sparsenets.runs import pool_map
 from sparsenets.train import check_distill

@@ -32,7 +32,7 @@ from sparsenets.spectral import (
     optimizer_state_numel,
 )
 from sparsenets.train import Trainer
-from tests.spectral_helpers import next_token_loss, token_batches
+from tests.spectral.spectral_helpers import next_token_loss, token_batches
 
 torch.set_num_threads(1)
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from sparsenets import data
 from sparsenets.errors import SparsenetsError
-from sparsenets.experiments import _grokking as G
+from sparsenets.experiments.tickets import common as G
 from sparsenets.models.grokking import GrokTransformer, OmnigrokMLP
 from sparsenets.runs import RunContext, experiment, md_table
 from sparsenets.tickets import grokking_times, snapshot

@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from sparsenets.experiments.wgsef_methods import BASELINES, METHODS
+from sparsenets.experiments.wgsef.methods import BASELINES, METHODS
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:

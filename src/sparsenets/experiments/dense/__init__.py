@@ -1,0 +1,1 @@
+"""Dense end-to-end check: an MLP on real MNIST."""

@@ -1,0 +1,1 @@
+"""Sparsey studies: one mac's mechanics, MNIST classification, digit sequences."""
