@@ -27,6 +27,7 @@ from torch import nn
 
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import coupled_layouts
+from sparsenets.surgery import owner, replace_module
 
 _FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -260,8 +261,7 @@ def load_compact(path: str | Path) -> nn.Module:
 
 def _resize(model: nn.Module, name: str, sizes: dict[str, int]) -> None:
     """Replace layer `name` with a fresh one of the same kind and the recorded sizes."""
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
+    parent, child = owner(model, name)
     old = parent.get_submodule(child)
     if all(getattr(old, f) == v for f, v in sizes.items()):
         return
@@ -280,4 +280,4 @@ def _resize(model: nn.Module, name: str, sizes: dict[str, int]) -> None:
         new = nn.Linear(sizes["in_features"], sizes["out_features"], bias=old.bias is not None)
     else:
         new = type(old)(sizes["num_features"], eps=old.eps, momentum=old.momentum, affine=old.affine)
-    parent._modules[child] = new
+    replace_module(model, name, new)

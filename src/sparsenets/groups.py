@@ -10,7 +10,7 @@ speaks two vectorised operations: `norms()` → (m,) and `scale_(c)` with c: (m,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -144,6 +144,42 @@ class GroupLayout:
             f = mb.spread(torch.cat([k, k.new_ones(1)]))
             out[mb.name] = f.expand(mb.shape2).reshape(mb.param.shape).clone()
         return out
+
+    @torch.no_grad()
+    def reduce(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(m,) float64 sum over each group's slices of per-element `values` (name → tensor shaped like that
+        member's parameter, e.g. importance scores); members missing from `values` contribute nothing."""
+        acc = torch.zeros(self.m + 1, dtype=torch.float64)  # slot m: positions in no group
+        for mb in self.members:
+            if mb.name not in values:
+                continue
+            x = values[mb.name].detach().cpu().double().reshape(mb.shape2)
+            dims = [d for d in range(x.dim()) if d != mb.axis]
+            mb.add_to(acc, x.sum(dim=dims) if dims else x)
+        return acc[: self.m]
+
+    @staticmethod
+    def of_tensor(name: str, tensor: torch.Tensor, kind: str = "filter") -> GroupLayout:
+        """A layout over one named tensor, no module needed: "filter" = one group per slice along dim 0 (a
+        Linear's output neuron, a conv filter, an embedding row), "element" = one group per entry.
+
+        Args:
+            name: the tensor's name (a parameter name such as "fc1.weight").
+            tensor: the tensor (a parameter, or any tensor of its shape such as a score).
+            kind: "filter" or "element".
+        """
+        if kind == "element":
+            return GroupLayout(
+                [Member(name, tensor, (tensor.numel(),), 0, torch.arange(tensor.numel()))],
+                tensor.numel(),
+                name,
+            )
+        if kind != "filter":
+            raise SparsenetsError(f"of_tensor takes kind 'filter' or 'element'; got {kind!r}")
+        if tensor.dim() == 0:
+            raise SparsenetsError(f"tensor {name!r} is a scalar: it has no rows to group")
+        n = tensor.shape[0]
+        return GroupLayout(_fix_shapes([Member(name, tensor, (n, -1), 0, torch.arange(n))]), n, name)
 
     @staticmethod
     def of_layer(model: nn.Module, layer: str, kind: str = "filter") -> GroupLayout:

@@ -23,16 +23,11 @@ from torch import nn
 
 from sparsenets.errors import SparsenetsError
 from sparsenets.files import atomic_save_safetensors, atomic_write_bytes
+from sparsenets.surgery import owner as owner_of
 from sparsenets.train.callbacks import Callback, TrainState
 
 Masks = dict[str, torch.Tensor]
 SUFFIX = "_mask"
-
-
-def _owner(module: nn.Module, name: str) -> tuple[nn.Module, str]:
-    """The submodule that owns parameter `name` and the parameter's local name."""
-    prefix, _, leaf = name.rpartition(".")
-    return (module.get_submodule(prefix) if prefix else module), leaf
 
 
 def attach_masks(module: nn.Module, masks: Mapping[str, torch.Tensor], apply: bool = True) -> None:
@@ -54,7 +49,7 @@ def attach_masks(module: nn.Module, masks: Mapping[str, torch.Tensor], apply: bo
             raise SparsenetsError(
                 f"mask for {name!r} has shape {tuple(mask.shape)} but the parameter has {tuple(params[name].shape)}"
             )
-        owner, leaf = _owner(module, name)
+        owner, leaf = owner_of(module, name)
         buf = mask.detach().to(device=params[name].device, dtype=torch.bool).clone()
         existing = getattr(owner, leaf + SUFFIX, None)
         if isinstance(existing, torch.Tensor) and leaf + SUFFIX in owner._buffers:
@@ -68,7 +63,7 @@ def attach_masks(module: nn.Module, masks: Mapping[str, torch.Tensor], apply: bo
 def detach_masks(module: nn.Module) -> None:
     """Remove every mask buffer (the weights keep their current values)."""
     for name in list(get_masks(module)):
-        owner, leaf = _owner(module, name)
+        owner, leaf = owner_of(module, name)
         del owner._buffers[leaf + SUFFIX]
 
 
@@ -76,7 +71,7 @@ def get_masks(module: nn.Module) -> Masks:
     """The masks attached to `module`: parameter name → its bool mask buffer (the live buffer, not a copy)."""
     out: Masks = {}
     for name, _ in module.named_parameters():
-        owner, leaf = _owner(module, name)
+        owner, leaf = owner_of(module, name)
         buf = owner._buffers.get(leaf + SUFFIX)
         if buf is not None:
             out[name] = buf

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sparsenets"
-CORE = {"errors", "files", "train", "data", "models", "groups", "masks", "compact", "prox"}
+CORE = {"errors", "files", "train", "data", "models", "groups", "masks", "compact", "prox", "surgery"}
 METHODS = {"optim", "tickets", "spectral", "sdr", "bayes", "operators"}
 TOP = {"cli", "report", "runs", "experiments", "__main__"}  # runs discovers experiments
 

@@ -11,6 +11,7 @@ from sparsenets.prox.simple import (
     group_lasso_prox,
     hard_topk_prox,
     l1_prox,
+    topk_mask,
     topk_multipliers,
 )
 from sparsenets.prox.wgsef import (
@@ -36,6 +37,7 @@ __all__ = [
     "root_sweep_batched",
     "root_sweep_tensor",
     "scale_groups",
+    "topk_mask",
     "topk_multipliers",
     "wgsef_multipliers",
     "wgsef_multipliers_batched",

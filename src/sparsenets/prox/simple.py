@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from sparsenets.errors import SparsenetsError
 from sparsenets.prox.checks import check_finite_norms, check_k, check_tau, check_weights
 from sparsenets.prox.layout import group_norms, resolve_layout, scale_groups
 
@@ -43,16 +44,28 @@ def l1_prox(x: torch.Tensor, tau: float) -> torch.Tensor:
     return group_lasso_prox(x.reshape(-1), tau).reshape(x.shape)
 
 
+def topk_mask(score: torch.Tensor, k: int) -> torch.Tensor:
+    """The library's one top-k: a bool (n,) mask of the k largest entries of score (n,), 0 <= k <= n.
+
+    Ties go to the lower index (a stable descending sort in float64), so a selection is the same on every
+    platform and device; structured selection (`topk_multipliers`) and ticket pruning both use it.
+    """
+    flat = score.reshape(-1)
+    if not 0 <= k <= flat.numel():
+        raise SparsenetsError(f"top-k needs 0 <= k <= {flat.numel()} entries; got k={k}")
+    out = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    if k > 0:
+        out[torch.sort(flat.double(), descending=True, stable=True).indices[:k]] = True
+    return out
+
+
 def topk_multipliers(r: torch.Tensor, k: int, weights: torch.Tensor | None = None) -> torch.Tensor:
     """(m,) 0/1 multipliers keeping the k groups with the largest r_j/√w_j (ties: lower index first)."""
     k = check_k(k, r.numel())
     w = check_weights(weights, r.numel(), r)
     check_finite_norms(r)
     score = r.double() if w is None else r.double() / w.sqrt()
-    order = torch.argsort(score, descending=True, stable=True)
-    keep = torch.zeros(r.numel(), dtype=r.dtype, device=r.device)
-    keep[order[:k]] = 1
-    return keep
+    return topk_mask(score, k).to(r.dtype)
 
 
 def hard_topk_prox(

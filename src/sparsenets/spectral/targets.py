@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from sparsenets.errors import ConfigError
+from sparsenets.surgery import replace_module
 
 
 def name_matches(name: str, target: str) -> bool:
@@ -37,13 +38,6 @@ def select_linears(
             )
         chosen.update(hits)
     return chosen
-
-
-def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    """Put `new` where the submodule called `name` is (in place)."""
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
 
 
 def check_rank(rank: int, in_features: int, out_features: int, name: str) -> None:

@@ -13,6 +13,7 @@ import torch
 
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout
+from sparsenets.prox import topk_mask
 
 Tensors = Mapping[str, torch.Tensor]
 SCOPES = ("global", "layer")
@@ -93,16 +94,6 @@ def _check_rate(rate: float) -> None:
         raise SparsenetsError(f"pruning rate must be in [0, 1) (the fraction of weights removed), got {rate}")
 
 
-def _topk_mask(flat: torch.Tensor, keep: int) -> torch.Tensor:
-    """Bool mask of the `keep` largest entries of a 1-d tensor (ties: the earlier position wins)."""
-    out = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    if keep > 0:
-        # a stable descending sort makes tie-breaking deterministic across platforms
-        order = torch.sort(flat.double(), descending=True, stable=True).indices
-        out[order[:keep]] = True
-    return out
-
-
 def prune_by_scores(
     scores: Tensors,
     rate: float,
@@ -146,7 +137,7 @@ def prune_by_scores(
     if scope == "global":
         names = list(s)
         flat = torch.cat([s[k].reshape(-1) for k in names])
-        keep = _topk_mask(flat, round((1.0 - rate) * flat.numel()))
+        keep = topk_mask(flat, round((1.0 - rate) * flat.numel()))
         out, i = {}, 0
         for k in names:
             n = s[k].numel()
@@ -154,7 +145,7 @@ def prune_by_scores(
             i += n
     else:
         out = {
-            k: _topk_mask(v.reshape(-1), round((1.0 - rate) * v.numel())).reshape(v.shape)
+            k: topk_mask(v.reshape(-1), round((1.0 - rate) * v.numel())).reshape(v.shape)
             for k, v in s.items()
         }
     return groups.expand(out) if groups is not None else out
