@@ -162,5 +162,5 @@ def test_pool_map_starts_a_dependent_job_when_its_dependency_ends_not_after_the_
 
 @pytest.mark.parametrize("after", [[[], [1]], [[], []] * 2, [[], [-1]]])
 def test_pool_map_rejects_dependencies_on_later_jobs_or_a_wrong_count(after) -> None:
-    with pytest.raises(runs.ConfigError, match="earlier jobs"):
+    with pytest.raises(ConfigError, match="earlier jobs"):
         list(runs.pool_map(abs, [1, 2], 2, after))

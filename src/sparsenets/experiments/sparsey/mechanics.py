@@ -12,13 +12,13 @@ import torch
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from sparsenets.runs import RunContext, experiment
+from sparsenets.runs import RunConfig, RunContext, experiment
 from sparsenets.sdr import CSAParams, SparseyNet
 from sparsenets.sdr.patterns import jaccard, move_bits, occlude, random_patterns
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Single mac on random sparse binary inputs (spec "Small-scale reproduction", step 1)."""
 
     side: int = 12  # input is side × side
@@ -33,7 +33,6 @@ class Config:
     sisc_presets: tuple[str, ...] = ("alt", "core", "core-ratcheted", "sparseypy", "pulinagrawal", "alt-eu10")
     timing_items: int = 5000
     noise_stored: int = 20
-    threads: int = 1
 
 
 def _code_overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -266,7 +265,6 @@ def _figures(ctx: RunContext, cfg: Config, sis: dict, cap: dict, tim: dict, noi:
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Run every mechanics probe over `seeds` seeds; metrics are seed means."""
-    torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     sis = {p: [sisc(cfg, p, s) for s in seeds] for p in cfg.sisc_presets}
     ctx.log("sisc done")

@@ -10,13 +10,13 @@ import torch
 
 from sparsenets import data
 from sparsenets.errors import ConfigError
-from sparsenets.runs import RunContext, experiment
+from sparsenets.runs import RunConfig, RunContext, experiment
 from sparsenets.sdr import CSAParams, LabelNodes, LevelSpec, LinearProbe, NearestCode, SparseyNet, UpperLevel
 from sparsenets.sdr.preprocess import binarise, deskew, skeletonise
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Spec "Small-scale reproduction", step 2 (28×28 kept; L1 on square patches; L2 one mac over all of L1)."""
 
     per_class: tuple[int, ...] = (20, 50, 100, 200)  # training images per class (first of each class)
@@ -43,7 +43,6 @@ class Config:
     cell_freeze2: float | None = 0.1  # same for L2
     readout_codes: str = "recognise"  # fit readouts on training codes as learned, or as recognised afterwards
     test_limit: int = 0  # 0: all 10000 test images
-    threads: int = 1
 
 
 def _subset(y: torch.Tensor, per_class: int) -> torch.Tensor:
@@ -125,7 +124,6 @@ def knn(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torch.Tens
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Accuracy of three readouts against training size, with k-NN on the same images."""
-    torch.set_num_threads(cfg.threads)
     train, test = data.load("mnist", split="train"), data.load("mnist", split="test")
     xtr, xte, yte = train.x, test.x, test.y
     if cfg.test_limit:

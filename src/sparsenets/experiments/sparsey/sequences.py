@@ -15,14 +15,14 @@ import numpy as np
 import torch
 
 from sparsenets import data
-from sparsenets.runs import RunContext, experiment
+from sparsenets.runs import RunConfig, RunContext, experiment
 from sparsenets.sdr import CSAParams, SparseyNet
 from sparsenets.sdr.patterns import move_bits
 from sparsenets.sdr.preprocess import binarise
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Single mac with a horizontal bundle over binarised MNIST frames."""
 
     length: int = 6
@@ -34,7 +34,6 @@ class Config:
     tie_break: str = "fixed"
     moved: tuple[float, ...] = (0.1, 0.2, 0.3)  # corruption of the first element
     seeds: int = 3
-    threads: int = 1
 
 
 def frames_from_mnist(n_frames: int, seed: int, pool: int = 1) -> torch.Tensor:
@@ -86,7 +85,6 @@ def store_and_recall(cfg: Config, n_seq: int, seed: int) -> dict:
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Exact sequence recall against the number stored, per cue corruption, seed means."""
-    torch.set_num_threads(cfg.threads)
     rows = []
     for n in cfg.counts:
         rs = [store_and_recall(cfg, n, ctx.seed + s) for s in range(cfg.seeds)]

@@ -29,7 +29,7 @@ from sparsenets.experiments.sst.common import (
     versus_low_rank,
 )
 from sparsenets.models.char_transformer import CharTransformer
-from sparsenets.runs import RunContext, experiment, pool_map
+from sparsenets.runs import RunConfig, RunContext, experiment, pool_map
 from sparsenets.spectral import merge, merge_lora
 from sparsenets.train import SampledBatches, Trainer, seed_everything, to_device
 
@@ -37,7 +37,7 @@ TARGETS = ("q", "k", "v", "o", "fc1", "fc2")
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Hyper-parameters of `sst-charlm` (defaults: the CPU-sized run reported in docs/methods/sst.md)."""
 
     d: int = 64
@@ -57,7 +57,6 @@ class Config:
     sst_period: int = 25
     restart_warmup: int = 5
     relora_period: int = 200
-    threads: int = 1
     workers: int = 2
 
 
@@ -90,7 +89,6 @@ def _train_job(args: tuple[Config, str, int, float, int, Path]) -> dict[str, Any
     summary_path = out / "summary.json"
     if summary_path.exists():
         return json.loads(summary_path.read_text())
-    torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     return train_one(cfg, CharCorpus(), method, rank, lr, seed, out)
 
@@ -190,7 +188,6 @@ def subrun_cache(cfg: Config, ctx: RunContext) -> Path:
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Sweep LRs at r = d/16, run 3 seeds at the best LR per method, repeat at r = d/8; tabulate gap closed."""
-    torch.set_num_threads(cfg.threads)
 
     cache = subrun_cache(cfg, ctx)
     runs: list[dict[str, Any]] = []

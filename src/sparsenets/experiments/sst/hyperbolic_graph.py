@@ -31,14 +31,14 @@ from sparsenets.experiments.sst.common import (
     versus_low_rank,
 )
 from sparsenets.models.lorentz import LorentzClassifier, LorentzGCN, sqdist
-from sparsenets.runs import RunContext, experiment
+from sparsenets.runs import RunConfig, RunContext, experiment
 from sparsenets.train import SampledBatches, Trainer, seed_everything
 
 TASKS = ("link-wormnet", "node-drosophila")
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Hyper-parameters of `sst-hyperbolic-graph`."""
 
     dim: int = 64
@@ -57,7 +57,6 @@ class Config:
     sst_period: int = 20
     restart_warmup: int = 2
     relora_period: int = 100
-    threads: int = 1
     workers: int = 1  # sub-runs in parallel processes
 
 
@@ -211,7 +210,6 @@ def train_one(cfg: Config, task: str, method: str, lr: float, seed: int, out: Pa
 
 def _job(cfg: Config, run_dir: Path, key: tuple[str, str, float, int]) -> dict[str, Any]:
     """Process-pool entry: one (task, method, lr, seed) sub-run in its folder under the run folder."""
-    torch.set_num_threads(cfg.threads)
     task, method, lr, seed = key
     return train_one(cfg, task, method, lr, seed, run_dir / f"{task}-{method}-lr{lr:g}-s{seed}")
 
@@ -227,7 +225,6 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     """Sweep LRs on the base seed, then 3 seeds at the best LR per (task, method); tabulate and plot."""
     import matplotlib.pyplot as plt
 
-    torch.set_num_threads(cfg.threads)
     metrics: dict[str, Any] = {}
     rows = []
     unknown = [t for t in cfg.tasks if t not in TASKS]

@@ -31,7 +31,7 @@ from sparsenets.experiments.sst.common import (
     versus_low_rank,
 )
 from sparsenets.models.seq2seq import Seq2SeqTransformer
-from sparsenets.runs import RunContext, experiment
+from sparsenets.runs import RunConfig, RunContext, experiment
 from sparsenets.train import TensorBatches, Trainer, seed_everything, to_device
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -39,7 +39,7 @@ TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Hyper-parameters of `sst-translation`."""
 
     d: int = 64
@@ -59,7 +59,6 @@ class Config:
     sst_period: int = 25
     restart_warmup: int = 5
     relora_period: int = 200
-    threads: int = 1
     workers: int = 1  # sub-runs in parallel processes
 
 
@@ -200,7 +199,6 @@ _CORPUS: dict[tuple[int, int], dict[str, Any]] = {}  # per process: tokenising t
 
 def _job(cfg: Config, run_dir: Path, key: tuple[str, str, float, int]) -> dict[str, Any]:
     """Process-pool entry: one (geometry, method, lr, seed) sub-run in its folder under the run folder."""
-    torch.set_num_threads(cfg.threads)
     geometry, method, lr, seed = key
     if (cfg.vocab, cfg.max_len) not in _CORPUS:
         _CORPUS[(cfg.vocab, cfg.max_len)] = load_corpus(cfg)
@@ -222,7 +220,6 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     """Per geometry and method: LR by validation loss, then seeds; BLEU table and gradient-norm plot."""
     import matplotlib.pyplot as plt
 
-    torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     keys = [(geometry, method) for geometry in cfg.geometries for method in cfg.methods]
     job = functools.partial(_job, cfg, ctx.dir)

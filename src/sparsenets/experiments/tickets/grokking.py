@@ -14,7 +14,7 @@ from sparsenets.errors import ConfigError
 from sparsenets.experiments.tickets import common as G
 from sparsenets.masks import report_markdown, save_masks
 from sparsenets.models.grokking import GrokMLP
-from sparsenets.runs import RunContext, experiment
+from sparsenets.runs import RunConfig, RunContext, experiment
 from sparsenets.tickets import scale_, snapshot
 
 CONTROLS = ("ticket", "random", "memorization", "l1_dense", "l2_dense", "snip", "grasp", "synflow")
@@ -22,7 +22,7 @@ PAI = ("snip", "grasp", "synflow")
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Hyper-parameters of `grokking-tickets` (defaults: the paper's MLP protocol)."""
 
     p: int = 67
@@ -40,7 +40,6 @@ class Config:
     weight_decay: float = 1.0
     grasp_temperature: float = 200.0
     synflow_rounds: int = 100
-    threads: int = 1
 
 
 def prepare_controls(cfg: Config, split: G.Split, seeds: list[int], dense_final: dict, mem: dict) -> tuple:
@@ -112,7 +111,6 @@ def plot_curves(
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Train dense, take the k=0.6 ticket at the last step, train every control from θ0; time grokking."""
-    torch.set_num_threads(cfg.threads)
     split, seeds, ident = G.modular_setup(cfg, ctx.seed)
     ctx.log(f"train {len(split.y_train)} / test {len(split.y_test)} pairs; seeds {seeds}")
     dense, _, dense_hist, snaps, dense_steps = G.dense_mlp_run(

@@ -16,7 +16,7 @@ from sparsenets import data
 from sparsenets.errors import SparsenetsError
 from sparsenets.experiments.tickets import common as G
 from sparsenets.models.grokking import GrokTransformer, OmnigrokMLP
-from sparsenets.runs import RunContext, experiment, md_table
+from sparsenets.runs import RunConfig, RunContext, experiment, md_table
 from sparsenets.tickets import grokking_times, snapshot
 from sparsenets.tickets.prune import SCOPES
 
@@ -191,7 +191,7 @@ def finish(
 
 
 @dataclass
-class TransformerConfig:
+class TransformerConfig(RunConfig):
     """`grokking-tickets-transformer`: the reference code's 1-layer transformer on a+b mod 67."""
 
     p: int = 67
@@ -208,7 +208,6 @@ class TransformerConfig:
     eval_every: int = 50
     lr: float = 1e-3
     weight_decay: float = 1.0
-    threads: int = 1
 
 
 @experiment(
@@ -219,7 +218,6 @@ class TransformerConfig:
 )
 def run_transformer(cfg: TransformerConfig, ctx: RunContext) -> dict:
     """Dense transformer to generalization, then the k=0.6 ticket and a random mask from θ0."""
-    torch.set_num_threads(cfg.threads)
     split = G.modular_split(cfg.p, cfg.op, cfg.train_frac, ctx.seed, cfg.pairs)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     runs, summary, end, density = dense_vs_ticket(
@@ -240,7 +238,7 @@ def run_transformer(cfg: TransformerConfig, ctx: RunContext) -> dict:
 
 
 @dataclass
-class MnistConfig:
+class MnistConfig(RunConfig):
     """`grokking-tickets-mnist`: Omnigrok's MNIST setting (1000 images, init ×8, MSE, AdamW wd 0.1, full batch)."""
 
     train_size: int = 1000
@@ -256,7 +254,6 @@ class MnistConfig:
     eval_every: int = 50
     lr: float = 1e-3
     weight_decay: float = 0.1
-    threads: int = 1
 
 
 @experiment(
@@ -274,7 +271,6 @@ class MnistConfig:
 )
 def run_mnist(cfg: MnistConfig, ctx: RunContext) -> dict:
     """Dense MLP from a ×8 init to generalization, then the k=0.6 ticket and a random mask from θ0."""
-    torch.set_num_threads(cfg.threads)
     train, test = data.load("mnist", split="train"), data.load("mnist", split="test")
     pick = torch.randperm(train.y.shape[0], generator=torch.Generator().manual_seed(ctx.seed))[
         : cfg.train_size

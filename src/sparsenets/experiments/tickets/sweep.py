@@ -12,12 +12,12 @@ import torch
 
 from sparsenets.experiments.tickets import common as G
 from sparsenets.models.grokking import GrokMLP
-from sparsenets.runs import RunContext, experiment
+from sparsenets.runs import RunConfig, RunContext, experiment
 from sparsenets.tickets import magnitude_scores, prune_members
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Hyper-parameters of `grokking-tickets-sweep`."""
 
     p: int = 67
@@ -45,7 +45,6 @@ class Config:
     eval_every: int = 50
     lr: float = 1e-3
     weight_decay: float = 1.0
-    threads: int = 1
 
 
 def train_tickets(
@@ -91,7 +90,6 @@ def train_tickets(
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Dense run with snapshots every `timing_every` steps; tickets for every k and every mask time."""
-    torch.set_num_threads(cfg.threads)
     split, seeds, ident = G.modular_setup(cfg, ctx.seed)
     _, init, dense_hist, snaps, end = G.dense_mlp_run(
         ctx.dir.parent, split, seeds, identity=ident, dense_steps=cfg.dense_steps,

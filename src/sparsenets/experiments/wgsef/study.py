@@ -28,14 +28,14 @@ from sparsenets.experiments.wgsef.methods import (
 )
 from sparsenets.experiments.wgsef.report import plot_and_report, summarize
 from sparsenets.optim import kept_count
-from sparsenets.runs import pool_map
+from sparsenets.runs import RunConfig, pool_map
 from sparsenets.train import check_distill
 
 __all__ = ["METHODS", "StudyConfig", "run_study"]
 
 
 @dataclass
-class StudyConfig:
+class StudyConfig(RunConfig):
     """Hyper-parameters every WGSEF study shares (its experiment module overrides the defaults of its model).
 
     Every method trains `epochs` on the dense run's optimizer with its own penalty on top, is cut to exactly the
@@ -69,7 +69,6 @@ class StudyConfig:
     test_limit: int = 0
     latency_repeat: int = 30
     methods: tuple[str, ...] = METHODS  # dense and wgsef always; drop baselines for a λ sweep
-    threads: int = 1
     workers: int = 1  # (seed, method) jobs run in parallel processes (each on the GPU when present)
 
 
@@ -78,7 +77,6 @@ def _seed_job(
 ) -> dict[str, Any]:
     """Process-pool entry: load the data and run some methods (`only`) of one seed."""
     cfg, make_model, dataset, seed, device, save_dir, only = args
-    torch.set_num_threads(cfg.threads)
     train, test = _load(dataset, cfg)
     return run_seed(cfg, make_model, train, test, seed, _print, device, save_dir, only)
 
@@ -169,7 +167,6 @@ def run_study(
     check_precision(cfg.precision)
     check_prox_from_dense(cfg.prox_from_dense)
     kept_count(1, cfg.keep, cfg.round_to)  # a bad keep ratio or round_to fails here, not after dense
-    torch.set_num_threads(cfg.threads)
     seeds = [ctx.seed + i for i in range(cfg.seeds)]
     done = _finished_seeds(ctx.dir / "per_seed.json")
     todo = [s for s in seeds if s not in done]
