@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 METHODS = ("full", "sst", "lora", "galore")
 D, LAYERS, BATCH, CONTEXT, VOCAB = 256, 2, 16, 128, 80
@@ -28,15 +27,18 @@ def child(method: str, steps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from sparsenets.experiments.sst.common import prepare, training_state_bytes
     from sparsenets.models.char_transformer import CharTransformer
-    from sparsenets.spectral import optimizer_state_numel, trainable_parameters
-    from sparsenets.train import TrainState
+    from sparsenets.spectral import (
+        optimizer_state_numel,
+        prepare_method,
+        trainable_parameters,
+        training_state_bytes,
+    )
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = CharTransformer(VOCAB, D, 4, LAYERS, 4 * D, CONTEXT)
-    setup = prepare(
+    setup = prepare_method(
         method, model, rank=D // 16, targets=("q", "k", "v", "o", "fc1", "fc2"), lr=1e-3, steps=1000,
         warmup=1, sst_period=5, restart_warmup=1, relora_period=200, seed=0,
     )  # fmt: skip
@@ -47,9 +49,8 @@ def child(method: str, steps: int) -> dict:
         setup.optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(model(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten()).backward()
         setup.optimizer.step()
-        state = TrainState(step=step + 1, module=model, trainer=SimpleNamespace(optimizer=setup.optimizer))
         for cb in setup.callbacks:  # the SST projection and (every 5 steps) resampling are part of the cost
-            cb.after_step(state)
+            cb.step(model, setup.optimizer)
         if step >= 3:
             times.append(time.perf_counter() - t)
     return {

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import torch
 
-from sparsenets.experiments.tickets import common as G
+from sparsenets import data
 from sparsenets.masks import attach_masks, detach_masks
 from sparsenets.models.grokking import GrokMLP
-from sparsenets.tickets import magnitude_scores, prune_members, snapshot
+from sparsenets.tickets import magnitude_scores, prune_members, seeded_ensemble, snapshot, train_members
+
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def cpu_seconds() -> float:
@@ -36,12 +38,12 @@ class PlainMLP(GrokMLP):
         return torch.bmm(torch.bmm(h, self.W_out.transpose(1, 2)), self.W_unemb.transpose(1, 2))
 
 
-def timed(model: torch.nn.Module, split: G.Split, steps: int) -> float:
-    """CPU seconds per optimizer step of `train_members` (full batch, eval every 50 steps)."""
+def timed(model: torch.nn.Module, split: tuple[Batch, Batch], steps: int) -> float:
+    """CPU seconds per optimizer step of `train_members` (full batch, eval every 50 steps); split: (train, test)."""
     names = [n for n, _ in model.named_parameters()]
-    G.train_members(model, split, 10, names=names, run_dir=None, eval_every=50)  # warm-up
+    train_members(model, *split, 10, names=names, run_dir=None, eval_every=50)  # warm-up
     t = cpu_seconds()
-    G.train_members(model, split, steps, names=names, run_dir=None, eval_every=50)
+    train_members(model, *split, steps, names=names, run_dir=None, eval_every=50)
     return (cpu_seconds() - t) / steps
 
 
@@ -53,17 +55,21 @@ def main() -> None:
     ap.add_argument("--out", default="docs/benchmarks/tickets.md")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    split = G.modular_split(67, "add", 0.4, 0)
+    train, test = (
+        tuple(data.load("modular", split=part, p=67, op="add", train_frac=0.4, seed=0, pairs="le"))
+        for part in ("train", "test")
+    )
+    split = (train, test)
     rows = []
     plain = timed(PlainMLP(ensemble=1), split, args.steps)
     rows.append(("1 model, textbook forward (baseline)", 1, plain, plain))
-    single = timed(G.build(lambda: GrokMLP(), [0]), split, args.steps)
+    single = timed(seeded_ensemble(lambda: GrokMLP(), [0]), split, args.steps)
     rows.append(("1 model, factorised forward", 1, single, single))
     for e in sorted({3, 8, args.members}):
-        per_step = timed(G.build(lambda: GrokMLP(), list(range(e))), split, args.steps)
+        per_step = timed(seeded_ensemble(lambda: GrokMLP(), list(range(e))), split, args.steps)
         rows.append((f"{e} models stacked", e, per_step, per_step / e))
-    masked = G.build(lambda: GrokMLP(), list(range(args.members)))
-    attach_masks(masked, prune_members(magnitude_scores(snapshot(masked)), 0.6))
+    masked = seeded_ensemble(lambda: GrokMLP(), list(range(args.members)))
+    attach_masks(masked, prune_members(magnitude_scores(snapshot(masked)), keep=0.4))
     with_masks = timed(masked, split, args.steps)
     detach_masks(masked)
     without = timed(masked, split, args.steps)

@@ -164,3 +164,31 @@ def test_pool_map_starts_a_dependent_job_when_its_dependency_ends_not_after_the_
 def test_pool_map_rejects_dependencies_on_later_jobs_or_a_wrong_count(after) -> None:
     with pytest.raises(ConfigError, match="earlier jobs"):
         list(runs.pool_map(abs, [1, 2], 2, after))
+
+
+# Run identities of every experiment's default and --quick config (seed 0), as they were before the one-home
+# refactor: a config key renamed, dropped or re-defaulted by accident changes a hash and strands old run folders.
+IDENTITIES = {
+    "grokking-tickets": ("f0357386", "b5a74677"),
+    "grokking-tickets-mnist": ("06bd6612", "77dbb1c6"),
+    "grokking-tickets-sweep": ("5f84cda8", "078a10cc"),
+    "grokking-tickets-transformer": ("fda1ac03", "894ca19f"),
+    "mlp-mnist": ("ea5c7100", "6964b0e2"),
+    "sparsey-mechanics": ("063a0770", "4cb33c53"),
+    "sparsey-mnist": ("6048f654", "129da6bc"),
+    "sparsey-sequences": ("1d72800e", "4bb2e0bb"),
+    "sst-charlm": ("9736f9fb", "52fe3aa3"),
+    "sst-hyperbolic-graph": ("47c759a3", "bd165d0b"),
+    "sst-translation": ("d1bd27e9", "fe98de53"),
+    "wgsef-lenet5-mnist": ("b331ceb6", "c09940c5"),
+    "wgsef-resnet18-fmnist": ("db97c3df", "c36360b1"),
+    "wgsef-vgg-fmnist": ("5335cfd1", "821e436f"),
+}
+
+
+def test_every_experiment_keeps_its_run_identity() -> None:
+    reg = runs.discover()
+    for name, (default, quick) in IDENTITIES.items():
+        exp = reg[name]
+        assert runs.config_hash(name, runs.make_config(exp), 0) == default, name
+        assert runs.config_hash(name, runs.make_config(exp, quick=True), 0) == quick, name

@@ -24,12 +24,12 @@ from sparsenets.spectral import (
     ReLoRASchedule,
     SSTConfig,
     SSTSchedule,
-    convert,
-    convert_lora,
     jagged_lr_lambda,
-    merge,
-    merge_lora,
+    lora_convert,
+    lora_merge,
     optimizer_state_numel,
+    sst_convert,
+    sst_merge,
 )
 from sparsenets.train import Trainer
 from tests.spectral.spectral_helpers import next_token_loss, token_batches
@@ -42,18 +42,18 @@ def test_lora_starts_at_W0_and_merges_exactly() -> None:
     model = CharTransformer(vocab=11, d=16, heads=2, layers=1, mlp=32, context=8)
     x = torch.randint(0, 11, (2, 8))
     before = model(x).detach()
-    convert_lora(model, LoRAConfig(rank=2))
+    lora_convert(model, LoRAConfig(rank=2))
     assert (model(x) - before).abs().max() < 1e-6
     with torch.no_grad():
         for mod in model.modules():
             if isinstance(mod, LoRALinear):
                 mod.B.normal_()
     adapted = model(x).detach()
-    merge_lora(model)
+    lora_merge(model)
     assert not any(isinstance(m, LoRALinear) for m in model.modules())
     assert (model(x) - adapted).abs().max() < 1e-5
     with pytest.raises(SparsenetsError, match="rank 20 is invalid"):
-        convert_lora(
+        lora_convert(
             CharTransformer(vocab=11, d=16, heads=2, layers=1, mlp=32, context=8), LoRAConfig(rank=20)
         )
 
@@ -72,7 +72,7 @@ class GradAProbe(ReLoRASchedule):
 
 def test_relora_merges_reset_optimizer_and_zero_A_gradient() -> None:
     torch.manual_seed(0)
-    model = convert_lora(
+    model = lora_convert(
         CharTransformer(vocab=11, d=16, heads=2, layers=1, mlp=32, context=8), LoRAConfig(rank=2)
     )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -120,7 +120,7 @@ def test_lorentz_layers_stay_on_the_hyperboloid_and_sst_fits_inside() -> None:
     adj = torch.eye(10) * 0.5 + 0.05
     feats = torch.randn(10, 6)
     before = gcn(feats, adj).detach()
-    convert(gcn, SSTConfig(rank=2, targets=("linear",)))
+    sst_convert(gcn, SSTConfig(rank=2, targets=("linear",)))
     after = gcn(feats, adj)
     assert (after - before).abs().max() < 1e-4
     assert torch.allclose(lorentz_inner(after, after), -torch.ones(10), atol=1e-3)
@@ -139,7 +139,7 @@ def test_sst_trains_a_lorentz_gcn_end_to_end() -> None:
     feats = torch.randn(n, 6)
     gcn, head = LorentzGCN(6, dim=8, layers=2), LorentzClassifier(8, 2)
     cfg = SSTConfig(rank=2, targets=("linear",), period=5, warmup=1)
-    model = nn.ModuleDict({"gcn": convert(gcn, cfg), "head": head})
+    model = nn.ModuleDict({"gcn": sst_convert(gcn, cfg), "head": head})
     opt = torch.optim.Adam(model.parameters(), lr=2e-2)
 
     def loss_fn(m: nn.Module, _: object) -> torch.Tensor:
@@ -148,6 +148,6 @@ def test_sst_trains_a_lorentz_gcn_end_to_end() -> None:
     Trainer(
         model, opt, lambda step: (), loss_fn, 40, callbacks=[SSTSchedule(cfg)], progress=False, device="cpu"
     ).fit()
-    merge(model)
+    sst_merge(model)
     acc = float((model["head"](model["gcn"](feats, adj)).argmax(-1) == labels).float().mean())
     assert acc == 1.0

@@ -11,7 +11,7 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 
 from sparsenets.models.char_transformer import CharTransformer
-from sparsenets.spectral import SSTConfig, SSTSchedule, convert
+from sparsenets.spectral import SSTConfig, SSTSchedule, sst_convert
 from sparsenets.train import Trainer
 from tests.spectral.spectral_helpers import next_token_loss, token_batches
 
@@ -28,7 +28,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         torch.manual_seed(
             100 + rank
         )  # ranks start from different weights and global RNG: DDP and SST must align them
-        model = convert(CharTransformer(vocab=11, d=16, heads=2, layers=1, mlp=32, context=8), CFG)
+        model = sst_convert(CharTransformer(vocab=11, d=16, heads=2, layers=1, mlp=32, context=8), CFG)
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         sched = SSTSchedule(CFG, seed=5)
         trainer = Trainer(
@@ -64,7 +64,7 @@ def test_sampling_ignores_the_global_rng() -> None:
     draws = []
     for global_seed in (1, 2):
         torch.manual_seed(0)
-        model = convert(CharTransformer(vocab=11, d=16, heads=2, layers=1, mlp=32, context=8), CFG)
+        model = sst_convert(CharTransformer(vocab=11, d=16, heads=2, layers=1, mlp=32, context=8), CFG)
         torch.manual_seed(global_seed)
         draws.append(SSTSchedule(CFG, seed=5).resample(model, None, iteration=7))
     assert all(torch.equal(x, y) for x, y in zip(*draws))

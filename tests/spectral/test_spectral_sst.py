@@ -18,12 +18,12 @@ from sparsenets.spectral import (
     SSTConfig,
     SSTLinear,
     SSTSchedule,
-    convert,
-    merge,
     optimizer_state_numel,
     sample_indices,
     sampling_probabilities,
+    sst_convert,
     sst_layers,
+    sst_merge,
     sst_state_formula,
 )
 from sparsenets.train import SampledBatches, Trainer
@@ -65,7 +65,7 @@ def test_convert_leaves_model_outputs_unchanged() -> None:
     model = tiny_lm()
     x = torch.randint(0, 11, (3, 8))
     before = model(x).detach()
-    convert(model, SSTConfig(rank=2))
+    sst_convert(model, SSTConfig(rank=2))
     assert len(sst_layers(model)) == 6
     assert (model(x) - before).abs().max() < 1e-5
 
@@ -153,7 +153,7 @@ def test_schedule_freezes_unsampled_columns_and_projects_every_step() -> None:
     model = tiny_lm()
     cfg = SSTConfig(rank=2, period=5, iterations_per_round=2)
     rec = Recorder(cfg)
-    _train(convert(model, cfg), cfg, 20, [rec])
+    _train(sst_convert(model, cfg), cfg, 20, [rec])
     snaps = rec.snaps
     for a, b in itertools.pairwise(snaps):
         if b["step"] % cfg.period == 1 and a["step"] % cfg.period == 0:
@@ -178,7 +178,7 @@ def test_schedule_freezes_unsampled_columns_and_projects_every_step() -> None:
 def test_optimizer_state_matches_formula() -> None:
     model = tiny_lm()
     cfg = SSTConfig(rank=3, period=4)
-    convert(model, cfg)
+    sst_convert(model, cfg)
     trainer = _train(model, cfg, 3, [SSTSchedule(cfg)])
     numel = optimizer_state_numel(trainer.optimizer)
     expected_sst = 2 * sum(
@@ -193,13 +193,13 @@ def test_optimizer_state_matches_formula() -> None:
 def test_merge_reproduces_validation_loss() -> None:
     model = tiny_lm()
     cfg = SSTConfig(rank=2, period=4)
-    convert(model, cfg)
+    sst_convert(model, cfg)
     _train(model, cfg, 12, [SSTSchedule(cfg)])
     model.eval()
     val = lm_batches(seed=99)(0)
     with torch.no_grad():
         before = float(lm_loss(model, val))
-        merge(model)
+        sst_merge(model)
         after = float(lm_loss(model, val))
     assert not sst_layers(model)
     assert sum(isinstance(m, nn.Linear) for m in model.modules()) == 6
@@ -236,11 +236,11 @@ def test_sampler_modes() -> None:
 
 def test_bad_input_errors() -> None:
     with pytest.raises(SparsenetsError, match=r"rank 0 is invalid.*\[1, 16\]"):
-        convert(tiny_lm(), SSTConfig(rank=0))
+        sst_convert(tiny_lm(), SSTConfig(rank=0))
     with pytest.raises(SparsenetsError, match=r"rank 17 is invalid"):
-        convert(tiny_lm(), SSTConfig(rank=17))
+        sst_convert(tiny_lm(), SSTConfig(rank=17))
     with pytest.raises(SparsenetsError, match=r"target 'qkv' matches no Linear"):
-        convert(tiny_lm(), SSTConfig(rank=2, targets=("q", "qkv")))
+        sst_convert(tiny_lm(), SSTConfig(rank=2, targets=("q", "qkv")))
     with pytest.raises(SparsenetsError, match="period"):
         SSTConfig(rank=2, period=0)
     with pytest.raises(SparsenetsError, match="rank"):

@@ -1,52 +1,14 @@
-"""Grokking-tickets experiments: stacked training equals separate training; a tiny end-to-end run of each."""
+"""Grokking-tickets experiments: a tiny end-to-end run of each, through `sparsenets.runs`."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-import torch
 
 from sparsenets.errors import SparsenetsError
-from sparsenets.experiments.tickets import common as G
-from sparsenets.masks import attach_masks, load_masks
-from sparsenets.models.grokking import GrokMLP
+from sparsenets.masks import load_masks
 from sparsenets.runs import execute
-from sparsenets.tickets import magnitude_scores, prune_by_scores, prune_members, snapshot
-
-
-def test_stacked_training_equals_separate_training() -> None:
-    split = G.modular_split(11, "add", 0.5, 0)
-    seeds = [3, 4]
-    ens = G.build(lambda: GrokMLP(p=11, d_emb=16, hidden=8), seeds)
-    masks = prune_members(magnitude_scores(snapshot(ens)), 0.5)
-    attach_masks(ens, masks)
-    names = list(masks)
-    hist, _ = G.train_members(ens, split, 30, names=names, run_dir=None, eval_every=10)
-    for e, s in enumerate(seeds):
-        torch.manual_seed(s)
-        single = GrokMLP(p=11, d_emb=16, hidden=8)
-        attach_masks(single, {n: m[e] for n, m in masks.items()})
-        ens1 = G.build(lambda m=single: m, [0])
-        attach_masks(ens1, {n: m[e : e + 1] for n, m in masks.items()})
-        h1, _ = G.train_members(ens1, split, 30, names=names, run_dir=None, eval_every=10)
-        for n, p in ens.named_parameters():
-            assert torch.allclose(p[e], dict(ens1.named_parameters())[n][0], atol=1e-6)
-            assert int((p[e][~masks[n][e]] != 0).sum()) == 0
-        assert [r["test_accuracy"] for r in h1[0]] == [r["test_accuracy"] for r in hist[e]]
-
-
-def test_le_pairs_and_masks_exact() -> None:
-    split = G.modular_split(13, "add", 0.4, 1)
-    assert bool((split.x_train[:, 0] <= split.x_train[:, 1]).all())
-    assert bool(((split.x_train.sum(1)) % 13 == split.y_train).all())
-    ens = G.build(lambda: GrokMLP(p=13, d_emb=10, hidden=6), [0, 1])
-    m = G.control_masks("random", ens, ["W_emb", "W_in"], 0.6, generator=torch.Generator().manual_seed(0))
-    for e in range(2):
-        assert sum(int(v[e].sum()) for v in m.values()) == round(0.4 * (10 * 13 + 6 * 10))
-    single = prune_by_scores(magnitude_scores({k: v[1] for k, v in snapshot(ens).items()}), 0.6)
-    stacked = G.control_masks("magnitude", ens, None, 0.6, trained=snapshot(ens))
-    assert all(torch.equal(stacked[k][1], single[k]) for k in single)
 
 
 def test_grokking_tickets_end_to_end(tmp_path) -> None:

@@ -12,14 +12,15 @@ from hypothesis import strategies as st
 from torch import nn
 
 from sparsenets.errors import SparsenetsError
+from sparsenets.groups import GroupLayout
 from sparsenets.masks import HoldMasks, density
 from sparsenets.tickets import (
-    RowGroups,
     first_crossing,
     grasp_scores,
     grokking_times,
     iterative_magnitude_pruning,
-    level_rate,
+    kept_count,
+    level_keep,
     magnitude_scores,
     norm_ratio,
     prune_by_scores,
@@ -44,13 +45,13 @@ from sparsenets.train import TensorBatches, Trainer
 def test_prune_keeps_exact_count_of_the_largest(shapes, rate, scope, seed) -> None:
     g = torch.Generator().manual_seed(seed)
     scores = {f"t{i}": torch.randn(s, generator=g) for i, s in enumerate(shapes)}
-    masks = prune_by_scores(scores, rate, scope=scope)
+    masks = prune_by_scores(scores, keep=1.0 - rate, scope=scope)
     units = [list(scores)] if scope == "global" else [[k] for k in scores]
     for names in units:
         n = sum(scores[k].numel() for k in names)
         kept = torch.cat([scores[k][masks[k]] for k in names])
         dropped = torch.cat([scores[k][~masks[k]] for k in names])
-        assert kept.numel() == round((1 - rate) * n)
+        assert kept.numel() == round((1.0 - rate) * n)  # the count a pruning rate gave before keep=
         if kept.numel() and dropped.numel():
             assert (
                 kept.min() >= dropped.max()
@@ -58,46 +59,83 @@ def test_prune_keeps_exact_count_of_the_largest(shapes, rate, scope, seed) -> No
 
 
 def test_prune_rejects_bad_input() -> None:
-    with pytest.raises(SparsenetsError, match="rate"):
-        prune_by_scores({"a": torch.ones(3)}, 1.0)
+    for bad in (0.0, 1.5, -0.1, 0, True, "0.5"):
+        with pytest.raises(SparsenetsError, match="keep"):
+            prune_by_scores({"a": torch.ones(3)}, bad)
     with pytest.raises(SparsenetsError, match="scope"):
         prune_by_scores({"a": torch.ones(3)}, 0.5, scope="row")
+    with pytest.raises(SparsenetsError, match="keep_per_level"):
+        level_keep(2, 1)
+
+
+def test_keep_is_a_fraction_or_a_count() -> None:
+    assert [kept_count(7, 1.0), kept_count(10, 0.4), kept_count(10, 3)] == [
+        7,
+        4,
+        3,
+    ]  # the library's one budget
+    s = {"a": torch.arange(6.0), "b": torch.arange(4.0)}
+    assert sum(int(m.sum()) for m in prune_by_scores(s, 3).values()) == 3  # a count over the whole model
+    assert [int(m.sum()) for m in prune_by_scores(s, 3, scope="layer").values()] == [3, 3]
+    assert all(bool(m.all()) for m in prune_by_scores(s, 1.0).values())  # keep 1.0 = nothing pruned
+    assert level_keep(0.8, 3) == pytest.approx(0.512)
+
+
+def _rows(scores: dict[str, torch.Tensor]) -> list[GroupLayout]:
+    return [GroupLayout.of_tensor(n, t, "filter") for n, t in scores.items()]
 
 
 def test_current_masks_stay_pruned_and_rows_prune_whole_rows() -> None:
     g = torch.Generator().manual_seed(0)
     s = {"w": torch.rand(10, 10, generator=g)}
     first = prune_by_scores(s, 0.5)
-    second = prune_by_scores({"w": torch.rand(10, 10, generator=g)}, 0.8, current=first)
+    second = prune_by_scores({"w": torch.rand(10, 10, generator=g)}, 0.2, current=first)
     assert int(second["w"].sum()) == 20 and not bool((second["w"] & ~first["w"]).any())
-    rows = prune_by_scores(s, 0.3, groups=RowGroups({"w": (10, 10)}))
+    rows = prune_by_scores(s, 0.7, groups=_rows(s))
     row_kept = rows["w"].all(1)
     assert int(row_kept.sum()) == 7 and bool((rows["w"].any(1) == row_kept).all())
     top = s["w"].sum(1).argsort(descending=True)[:7]
     assert bool(row_kept[top].all())
+    again = prune_by_scores(s, 0.5, current=rows, groups=_rows(s))  # pruned rows rank last: they go first
+    assert int(again["w"].all(1).sum()) == 5 and not bool((again["w"] & ~rows["w"]).any())
 
 
 def test_group_layouts_prune_whole_filters_with_their_bias() -> None:
-    from sparsenets.groups import GroupLayout
-    from sparsenets.tickets import LayoutGroups
-
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
     layout = GroupLayout.of_layer(model, "0", "filter")
     scores = magnitude_scores({"0.weight": model[0].weight})
-    masks = prune_by_scores(scores, 0.5, groups=LayoutGroups([layout]))
-    rows = prune_by_scores(scores, 0.5, groups=RowGroups({"0.weight": (8, 6)}))
+    masks = prune_by_scores(scores, 0.5, groups=[layout])
+    rows = prune_by_scores(scores, 0.5, groups=_rows(scores))
     assert torch.equal(masks["0.weight"], rows["0.weight"])
     assert torch.equal(masks["0.bias"], rows["0.weight"].all(1))  # the bias of a pruned filter goes with it
     assert int(masks["0.weight"].all(1).sum()) == 4
 
 
+def test_layer_scope_over_layouts_and_shared_slices() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
+    scores = magnitude_scores({n: p for n, p in model.named_parameters() if n.endswith("weight")})
+    lays = [GroupLayout.of_layer(model, "0", "filter"), GroupLayout.of_layer(model, "2", "filter")]
+    per = prune_by_scores(scores, 0.5, scope="layer", groups=lays)
+    assert [int(per[n].all(1).sum()) for n in ("0.weight", "2.weight")] == [4, 2]  # half of each layout
+    glob = prune_by_scores(scores, 0.5, groups=lays)
+    assert sum(int(glob[n].all(1).sum()) for n in ("0.weight", "2.weight")) == 6  # half of all 12 groups
+    # layer 2's weight in two layouts (its rows, its columns): a slice stays only if both keep it
+    both = [GroupLayout.of_layer(model, "2", "filter"), GroupLayout.of_layer(model, "2", "channel")]
+    w = {"2.weight": scores["2.weight"]}
+    m = prune_by_scores(w, 0.5, scope="layer", groups=both)["2.weight"]
+    rows = prune_by_scores(w, 0.5, groups=both[:1])["2.weight"]
+    cols = prune_by_scores(w, 0.5, groups=both[1:])["2.weight"]
+    assert torch.equal(m, rows & cols)
+
+
 def test_stacked_networks_are_pruned_independently() -> None:
     g = torch.Generator().manual_seed(0)
     s = {"a": torch.rand(3, 4, 5, generator=g), "b": torch.rand(3, 6, generator=g)}
-    stacked = prune_members(s, 0.6)
+    stacked = prune_members(s, 0.4)
     for e in range(3):
-        alone = prune_by_scores({k: v[e] for k, v in s.items()}, 0.6)
+        alone = prune_by_scores({k: v[e] for k, v in s.items()}, 0.4)
         assert all(torch.equal(stacked[k][e], alone[k]) for k in s)
 
 
@@ -105,11 +143,11 @@ def test_random_and_shuffled_masks_match_densities() -> None:
     g = torch.Generator().manual_seed(0)
     shapes = {"a": (20, 30), "b": (30, 5)}
     magnitude = prune_by_scores(
-        {k: torch.rand(v, generator=g) * (1 + i * 5) for i, (k, v) in enumerate(shapes.items())}, 0.6
+        {k: torch.rand(v, generator=g) * (1 + i * 5) for i, (k, v) in enumerate(shapes.items())}, 0.4
     )
-    rnd = random_masks(shapes, 0.6, generator=g)
+    rnd = random_masks(shapes, 0.4, generator=g)
     assert sum(int(m.sum()) for m in rnd.values()) == sum(int(m.sum()) for m in magnitude.values())
-    per_layer = random_masks(shapes, 0.6, scope="layer", generator=g)
+    per_layer = random_masks(shapes, 0.4, scope="layer", generator=g)
     assert [int(m.sum()) for m in per_layer.values()] == [240, 60]
     shuf = shuffle_masks(magnitude, scope="layer", generator=g)
     assert [int(m.sum()) for m in shuf.values()] == [int(m.sum()) for m in magnitude.values()]
@@ -121,7 +159,7 @@ def test_random_and_shuffled_masks_match_densities() -> None:
 def test_norm_ratio_matches_definition() -> None:
     g = torch.Generator().manual_seed(0)
     init = {"a": torch.randn(8, 8, generator=g), "b": torch.randn(4, 8, generator=g)}
-    masks = prune_by_scores(magnitude_scores(init), 0.6)
+    masks = prune_by_scores(magnitude_scores(init), 0.4)
     for p in (1.0, 2.0):
         r = norm_ratio(init, masks, p)
         scaled = torch.cat([(r * init[k]).reshape(-1) for k in init])
@@ -180,8 +218,8 @@ def test_synflow_one_round_matches_closed_form_and_reaches_density() -> None:
     expect = prune_by_scores({"0.weight": s1, "2.weight": s2}, 0.5)
     got = synflow_masks(net, ones, ["0.weight", "2.weight"], 0.5, rounds=1)
     assert all(torch.equal(got[k], expect[k]) for k in got)
-    many = synflow_masks(net, ones, ["0.weight", "2.weight"], 0.7, rounds=20)
-    assert sum(int(m.sum()) for m in many.values()) == round((1 - 0.7) * 35)
+    many = synflow_masks(net, ones, ["0.weight", "2.weight"], 0.3, rounds=20)
+    assert sum(int(m.sum()) for m in many.values()) == round(0.3 * 35)
     assert torch.equal(net[0].weight.abs().double(), w1)  # the module itself is untouched
 
 
@@ -216,11 +254,13 @@ def test_imp_three_levels_exact_sparsity_and_rewind_to_step() -> None:
         seen.append(snapshot(m))  # the weights each level starts from
         return _train_fn(x, y, 30)(m, callbacks)
 
-    levels = iterative_magnitude_pruning(model, train, levels=3, rate=0.2, rewind_step=5, names=names)
+    levels = iterative_magnitude_pruning(
+        model, train, levels=3, keep_per_level=0.8, rewind_step=5, names=names
+    )
     assert [lv.level for lv in levels] == [0, 1, 2, 3]
     for lv in levels[1:]:
         kept = sum(int(m.sum()) for m in lv.masks.values())
-        assert abs(kept - (1 - level_rate(0.2, lv.level)) * n) <= 1  # within one weight
+        assert abs(kept - level_keep(0.8, lv.level) * n) <= 1  # within one weight
         assert abs(lv.density - 0.8**lv.level) <= 1 / n + 1e-12
     # nested masks: a weight pruned once stays pruned
     for a, b in itertools.pairwise(levels[1:]):
@@ -233,7 +273,7 @@ def test_imp_three_levels_exact_sparsity_and_rewind_to_step() -> None:
     assert torch.equal(seen[1]["0.bias"], seen[2]["0.bias"])  # unpruned tensors rewound bit for bit
 
 
-def test_rewind_restores_exact_tensors_and_rate0_ticket_is_dense() -> None:
+def test_rewind_restores_exact_tensors_and_keep1_ticket_is_dense() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 4))
     g = torch.Generator().manual_seed(0)
@@ -243,11 +283,11 @@ def test_rewind_restores_exact_tensors_and_rate0_ticket_is_dense() -> None:
     dense = snapshot(model)
     rewind_(model, init)
     assert all(torch.equal(p, init[k]) for k, p in model.named_parameters())
-    levels = iterative_magnitude_pruning(model, _train_fn(x, y, 20), levels=1, rate=0.0)
+    levels = iterative_magnitude_pruning(model, _train_fn(x, y, 20), levels=1, keep_per_level=1.0)
     assert levels[1].density == 1.0
     assert all(
         torch.equal(p, dense[k]) for k, p in model.named_parameters()
-    )  # k = 0 reproduces dense exactly
+    )  # keep 1.0 (k = 0) reproduces dense exactly
 
 
 def test_grokking_times_first_strict_crossing() -> None:

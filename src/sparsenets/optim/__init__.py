@@ -10,8 +10,17 @@ from sparsenets.optim.proximal import (
     ProxFn,
     ProxOptimizer,
     SelectFn,
+    check_keep,
     decay_free_groups,
     kept_count,
 )
 
-__all__ = ["ProxBlock", "ProxFn", "ProxOptimizer", "SelectFn", "decay_free_groups", "kept_count"]
+__all__ = [
+    "ProxBlock",
+    "ProxFn",
+    "ProxOptimizer",
+    "SelectFn",
+    "check_keep",
+    "decay_free_groups",
+    "kept_count",
+]

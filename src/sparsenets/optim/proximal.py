@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -17,6 +17,8 @@ from torch import nn
 from sparsenets.errors import SparsenetsError
 from sparsenets.groups import GroupLayout
 from sparsenets.prox.checks import check_finite_norms, check_weights
+from sparsenets.prox.registry import PROXES
+from sparsenets.prox.simple import topk_multipliers
 from sparsenets.train.loop import FINITE_CHECK_EVERY
 
 # prox(r (m,), k, tau, weights (m,) | None) -> multipliers (m,), given finite r and valid weights;
@@ -25,25 +27,45 @@ ProxFn = Callable[[torch.Tensor, int, float, torch.Tensor | None], torch.Tensor]
 SelectFn = Callable[[torch.Tensor, int, torch.Tensor | None], torch.Tensor]
 
 
-def kept_count(m: int, keep: float, round_to: int = 1) -> int:
-    """Groups to keep of `m` for a keep ratio: round(keep·m), then to the nearest multiple of `round_to` (at
-    least one multiple, at most m). Channel counts that are multiples of the CPU's vector width (8 or 16 floats)
-    run their convolutions faster (docs/benchmarks/compact-counts.md), as Torch-Pruning's `round_to` does.
+def kept_count(m: int, keep: int | float, round_to: int = 1, minimum: int = 1) -> int:
+    """Groups to keep of `m` for a budget `keep`, the library's one way to state a budget.
+
+    A float in (0, 1] is a keep ratio (1.0 keeps every group): round(keep·m), then to the nearest multiple of
+    `round_to` (at least one multiple, at most m). An int >= 1 is a count, kept as is (at most m). Torch-Pruning's
+    `pruning_ratio` p is `keep = 1 - p`. Channel counts that are multiples of the CPU's vector width (8 or 16
+    floats) run their convolutions faster (docs/benchmarks/compact-counts.md), as Torch-Pruning's `round_to` does.
 
     Args:
         m: number of groups (>= 1).
-        keep: keep ratio in (0, 1].
-        round_to: multiple to round to (>= 1; 1 = no rounding).
+        keep: keep ratio in (0, 1] (float) or group count in 1..m (int).
+        round_to: multiple a ratio's count is rounded to (>= 1; 1 = no rounding).
+        minimum: the fewest a ratio keeps: 1 for structured groups (a layer keeps a group), 0 for weights
+            (a tiny tensor may be pruned entirely).
     """
     if m < 1:
         raise SparsenetsError(f"a layer needs at least one group; got m={m}")
-    if not 0 < keep <= 1:
-        raise SparsenetsError(f"keep ratio must be in (0, 1]; got {keep}")
     _check_round_to(round_to)
-    k = max(1, round(keep * m))
+    if isinstance(check_keep(keep), int):
+        if keep > m:
+            raise SparsenetsError(f"keep as a count must be between 1 and {m} groups; got {keep}")
+        return keep
+    k = max(minimum, round(keep * m))
     if round_to > 1:
         k = max(round_to, round_to * round(k / round_to))
     return min(k, m)
+
+
+def check_keep(keep: int | float) -> int | float:
+    """`keep` if it is a budget: a ratio in (0, 1] (float) or a count >= 1 (int); one clear error otherwise."""
+    if isinstance(keep, bool) or not isinstance(keep, int | float):
+        raise SparsenetsError(f"keep must be a ratio in (0, 1] (float) or a count >= 1 (int); got {keep!r}")
+    if isinstance(keep, int) and keep < 1:
+        raise SparsenetsError(f"keep as a count must be between 1 and the number of groups; got {keep}")
+    if isinstance(keep, float) and not 0 < keep <= 1:
+        raise SparsenetsError(
+            f"keep ratio must be in (0, 1] (1.0 keeps all; pruning_ratio p is keep = 1 - p); got {keep}"
+        )
+    return keep
 
 
 def _check_round_to(round_to: int) -> None:
@@ -53,43 +75,38 @@ def _check_round_to(round_to: int) -> None:
 
 @dataclass
 class ProxBlock:
-    """One regularized block: its group layout, the groups to keep and the penalty strength.
+    """One regularized block: its group layout, its budget and the penalty strength.
 
     Attributes:
         layout: the groups (see `sparsenets.groups`).
-        k: groups to keep: an int count (1..m) or a keep ratio in (0, 1).
+        keep: the budget (`kept_count`): a keep ratio in (0, 1] (float; 1.0 keeps all) or a group count (int).
+            The resolved count is `k`.
         lam: penalty weight λ; the prox step is τ = lr·λ·ramp.
-        prox: the structured prox as a function of the group norms, e.g. `sparsenets.prox.PROXES["wgsef"]`;
-            None: no penalty (only the final hard selection, as in magnitude pruning).
+        prox: the structured prox: a name in `sparsenets.prox.PROXES` ("wgsef", the default, or "group_lasso"),
+            "none" for no penalty (only the final hard selection, as in magnitude pruning), or a function
+            (r (m,), k, tau, weights) -> (m,) multipliers.
         weights: "ones", "size" (w_j = group size) or an (m,) tensor of positive costs.
-        round_to: a keep ratio's count is rounded to a multiple of this (`kept_count`); an int k is kept as is.
+        round_to: a keep ratio's count is rounded to a multiple of this; a count is kept as is.
     """
 
     layout: GroupLayout
-    k: int | float
+    keep: int | float
     lam: float
-    prox: ProxFn | None = None
+    prox: str | ProxFn = "wgsef"
     weights: str | torch.Tensor = "ones"
     round_to: int = 1
+    k: int = field(init=False)
+    prox_fn: ProxFn | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         m = self.layout.m
-        _check_round_to(self.round_to)
-        if isinstance(self.k, float) and not self.k.is_integer():
-            if not 0 < self.k < 1:
-                raise SparsenetsError(f"k as a keep ratio must be in (0, 1); got {self.k}")
-            self.k = kept_count(m, self.k, self.round_to)
-        self.k = int(self.k)
-        if not 1 <= self.k <= m:
-            raise SparsenetsError(
-                f"block {self.layout.name!r}: k must be between 1 and {m} groups; got {self.k}"
-            )
-        if self.lam < 0:
+        try:
+            self.k = kept_count(m, self.keep, self.round_to)
+        except SparsenetsError as err:
+            raise SparsenetsError(f"block {self.layout.name!r}: {err}") from None
+        if not self.lam >= 0:  # also catches NaN
             raise SparsenetsError(f"block {self.layout.name!r}: lam must be >= 0; got {self.lam}")
-        if self.prox is not None and not callable(self.prox):
-            raise SparsenetsError(
-                f"prox must be a function (r, k, tau, weights) -> multipliers; got {self.prox!r}"
-            )
+        self.prox_fn = _resolve_prox(self.prox)
         if isinstance(self.weights, str):
             if self.weights not in ("ones", "size"):
                 raise SparsenetsError(f"weights must be 'ones', 'size' or a tensor; got {self.weights!r}")
@@ -103,7 +120,7 @@ class ProxBlock:
             r = self.layout.norms()
             check_finite_norms(r)
         w = self.weights_on(r.device)
-        return torch.ones_like(r) if self.prox is None else self.prox(r, self.k, tau, w)
+        return torch.ones_like(r) if self.prox_fn is None else self.prox_fn(r, self.k, tau, w)
 
     def weights_on(self, device: torch.device) -> torch.Tensor | None:
         """The (m,) group weights on `device` (None for unit weights); moved once if the model was moved."""
@@ -114,6 +131,22 @@ class ProxBlock:
     def kept(self) -> int:
         """Number of nonzero groups now."""
         return int(torch.count_nonzero(self.layout.norms()))
+
+
+def _resolve_prox(prox: str | ProxFn) -> ProxFn | None:
+    """A block's prox as a function of the group norms (None for "none": selection only, no penalty)."""
+    if isinstance(prox, str):
+        if prox == "none":
+            return None
+        if prox not in PROXES:
+            raise SparsenetsError(f"prox must be one of {[*PROXES, 'none']} or a function; got {prox!r}")
+        return PROXES[prox]
+    if not callable(prox):
+        raise SparsenetsError(
+            f"prox must be a name in {[*PROXES, 'none']} or a function (r, k, tau, weights) -> multipliers; "
+            f"got {prox!r}"
+        )
+    return prox
 
 
 def decay_free_groups(
@@ -146,13 +179,16 @@ def decay_free_groups(
     return [g for g in groups if g["params"]]
 
 
-class ProxOptimizer:
-    """Wrap `optimizer`: after each of its steps apply, per block, the prox with τ = lr·λ·ramp(step).
+class ProxOptimizer(torch.optim.Optimizer):
+    """A `torch.optim.Optimizer` that wraps `optimizer`: after each of its steps apply, per block, the prox with
+    τ = lr·λ·ramp(step).
 
-    Blocks that share a parameter (coupled layouts overlap: a filter's group holds the next layer's input slice)
-    are applied one after the other, each on the result of the ones before; blocks that share none are solved
-    together (`stages`: greedy in block order, so a chain of layers runs as even blocks, then odd blocks) — with
-    a `batched` prox that is one set of kernels per stage instead of one per layer.
+    It shares the wrapped optimizer's `param_groups` and `state`, so LR schedulers (`StepLR(opt, ...)`), gradient
+    clipping and a plain loop (`loss.backward(); opt.step(); opt.zero_grad()`) drive it as they drive any
+    optimizer. Blocks that share a parameter (coupled layouts overlap: a filter's group holds the next layer's
+    input slice) are applied one after the other, each on the result of the ones before; blocks that share none
+    are solved together (`stages`: greedy in block order, so a chain of layers runs as even blocks, then odd
+    blocks) — with a `batched` prox that is one set of kernels per stage instead of one per layer.
     Deterministic given the parameters (no randomness, no cross-rank traffic), so under DDP every rank, holding
     identical parameters after the gradient all-reduce, computes the identical prox.
     With Adam the prox step lr·λ is a heuristic (the prox assumes an isotropic step); SGD(momentum) is the method.
@@ -160,7 +196,8 @@ class ProxOptimizer:
     Args:
         optimizer: any torch optimizer over the model parameters.
         blocks: the regularized blocks.
-        select: the final hard selection, e.g. `sparsenets.prox.topk_multipliers` (needed by `finalize`).
+        select: the final hard selection (r, k, weights) -> 0/1 keep; default the exact top-k by r/√w
+            (`sparsenets.prox.topk_multipliers`).
         warmup_steps: λ ramps linearly from 0 to its value over these steps (0: no ramp).
         check_every: steps between host reads of the "all group norms finite" flag (NaN/inf weights raise at the
             next read, and always before `state_dict`, `finalize` and `kept`); default 1 on the CPU, where a
@@ -171,11 +208,18 @@ class ProxOptimizer:
         self,
         optimizer: torch.optim.Optimizer,
         blocks: Sequence[ProxBlock],
-        select: SelectFn | None = None,
+        select: SelectFn | None = topk_multipliers,
         warmup_steps: int = 0,
         check_every: int | None = None,
     ) -> None:
-        self.optimizer, self.blocks, self.warmup_steps = optimizer, list(blocks), int(warmup_steps)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise SparsenetsError(
+                f"ProxOptimizer wraps a torch.optim.Optimizer (e.g. torch.optim.SGD); got {type(optimizer).__name__}"
+            )
+        # the base class sets up hooks and profiling; the groups and state are the wrapped optimizer's own
+        super().__init__([{"params": []}], dict(optimizer.defaults))
+        self._wrap(optimizer)
+        self.blocks, self.warmup_steps = list(blocks), int(warmup_steps)
         self.select = select
         if check_every is not None and (
             isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1
@@ -191,6 +235,18 @@ class ProxOptimizer:
             b.group_index = self._group_of(b)
         self.stages = _stages(self.blocks)
 
+    def _wrap(self, optimizer: torch.optim.Optimizer) -> None:
+        """Step with `optimizer`, sharing its param groups and state (what schedulers and clipping read)."""
+        self.optimizer = optimizer
+        self.param_groups = optimizer.param_groups
+        self.state = optimizer.state
+        self.defaults = optimizer.defaults
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a param group to the wrapped optimizer (before `_wrap`, the base class's placeholder is skipped)."""
+        if "optimizer" in self.__dict__:
+            self.optimizer.add_param_group(param_group)
+
     def _group_of(self, block: ProxBlock, optimizer: torch.optim.Optimizer | None = None) -> int:
         """Index of the param group (of `optimizer`, default the wrapped one) holding the block's first parameter
         (its lr sets τ)."""
@@ -200,19 +256,12 @@ class ProxOptimizer:
                 return i
         raise SparsenetsError(f"block {block.layout.name!r}: its parameters are not in the wrapped optimizer")
 
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return self.optimizer.param_groups
-
-    @property
-    def state(self) -> Any:
-        return self.optimizer.state
-
     def ramp(self) -> float:
         """Current λ multiplier in [0, 1]."""
         return 1.0 if self.warmup_steps <= 0 else min(1.0, self.steps_done / self.warmup_steps)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradients of the wrapped optimizer's parameters."""
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
     @torch.no_grad()
@@ -257,11 +306,11 @@ class ProxOptimizer:
         todo = []
         for b in stage:
             tau = self.optimizer.param_groups[b.group_index]["lr"] * b.lam * ramp
-            if tau > 0 and b.prox is not None:
+            if tau > 0 and b.prox_fn is not None:
                 todo.append((b, tau, b.layout.norms()))
         done = []
-        for fn in dict.fromkeys(b.prox for b, _, _ in todo):
-            part = [(b, tau, r) for b, tau, r in todo if b.prox is fn]
+        for fn in dict.fromkeys(b.prox_fn for b, _, _ in todo):
+            part = [(b, tau, r) for b, tau, r in todo if b.prox_fn is fn]
             batched = getattr(fn, "batched", None)
             if batched is not None and len(part) > 1:
                 cs = batched(
@@ -302,7 +351,7 @@ class ProxOptimizer:
         """
         if optimizer is not None:
             indices = [self._group_of(b, optimizer) for b in self.blocks]  # checked before anything changes
-            self.optimizer = optimizer
+            self._wrap(optimizer)
             for b, i in zip(self.blocks, indices):
                 b.group_index = i
         self.frozen = self.finalize()
@@ -313,6 +362,7 @@ class ProxOptimizer:
         return [b.kept() for b in self.blocks]
 
     def state_dict(self) -> dict[str, Any]:
+        """The wrapped optimizer's state, the step count and the held masks (a checkpoint never holds NaN)."""
         self._verify_finite()  # a checkpoint never holds a diverged model
         return {
             "optimizer": self.optimizer.state_dict(),
@@ -321,6 +371,7 @@ class ProxOptimizer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.steps_done = int(state["steps_done"])
         frozen = state["frozen"]  # masks go where their block's parameters are: no copy per step after resume

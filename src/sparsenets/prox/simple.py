@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from sparsenets.errors import SparsenetsError
 from sparsenets.prox.checks import check_finite_norms, check_k, check_tau, check_weights
 from sparsenets.prox.layout import group_norms, resolve_layout, scale_groups
+
+if TYPE_CHECKING:
+    from sparsenets.groups import GroupLayout
 
 
 def group_lasso_multipliers(
@@ -29,7 +34,7 @@ def group_lasso_multipliers(
 def group_lasso_prox(
     x: torch.Tensor,
     tau: float,
-    groups: torch.Tensor | None = None,
+    groups: torch.Tensor | GroupLayout | None = None,
     weights: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -71,7 +76,7 @@ def topk_multipliers(r: torch.Tensor, k: int, weights: torch.Tensor | None = Non
 def hard_topk_prox(
     x: torch.Tensor,
     k: int,
-    groups: torch.Tensor | None = None,
+    groups: torch.Tensor | GroupLayout | None = None,
     weights: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:

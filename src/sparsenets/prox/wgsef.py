@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,9 @@ from sparsenets.prox.roots import root_select, root_sweep_batched, root_sweep_te
 
 _BIG = 1 << 16  # above this many float32 groups, multipliers are computed in float32 (one pass fewer)
 _SWEEP_MAX = 4096  # up to here the sort sweep beats root_select (3-9x on CPU) and never syncs a GPU
+
+if TYPE_CHECKING:
+    from sparsenets.groups import GroupLayout
 
 
 def _snap_eps(dtype: torch.dtype) -> float:
@@ -148,7 +152,7 @@ def wgsef_prox(
     x: torch.Tensor,
     k: int,
     tau: float,
-    groups: torch.Tensor | None = None,
+    groups: torch.Tensor | GroupLayout | None = None,
     weights: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -220,7 +224,10 @@ def wgsef_value_from_norms(r: torch.Tensor, k: int, weights: torch.Tensor | None
 
 
 def wgsef_value(
-    x: torch.Tensor, k: int, groups: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    x: torch.Tensor,
+    k: int,
+    groups: torch.Tensor | GroupLayout | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The penalty W_{k,w}(x) (same layout rules as `wgsef_prox`): a 0-d float64 tensor."""
     layout = resolve_layout(x, groups)

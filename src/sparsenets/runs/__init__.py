@@ -15,7 +15,7 @@ An experiment module under `sparsenets/experiments/<method>/` registers itself:
 (RunContext), `execute` (run/resume/reuse), `pool` (worker processes), `tables` (Markdown).
 """
 
-from sparsenets.runs.configs import RunConfig, make_config
+from sparsenets.runs.configs import PoolConfig, RunConfig, make_config
 from sparsenets.runs.context import RunContext
 from sparsenets.runs.execute import execute
 from sparsenets.runs.identity import config_hash, versions
@@ -26,6 +26,7 @@ from sparsenets.runs.tables import fmt_value, md_table
 __all__ = [
     "REGISTRY",
     "Experiment",
+    "PoolConfig",
     "RunConfig",
     "RunContext",
     "config_hash",

@@ -28,6 +28,17 @@ class RunConfig:
     threads: int = 1
 
 
+@dataclass
+class PoolConfig(RunConfig):
+    """`RunConfig` for studies that run sub-runs (seeds, methods) in worker processes through `pool_map`.
+
+    Attributes:
+        workers: sub-runs in parallel processes (1: one after the other in this process).
+    """
+
+    workers: int = 1
+
+
 def _parse_value(text: str, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):

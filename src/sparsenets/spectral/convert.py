@@ -1,4 +1,4 @@
-"""Swap chosen nn.Linear layers of a model for SSTLinear (PEFT-style, by name) and merge them back."""
+"""`sst_convert`: swap chosen nn.Linear layers of a model for SSTLinear (PEFT-style, by name); `sst_merge` back."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import nn
 from sparsenets.errors import ConfigError
 from sparsenets.spectral.layer import SSTLinear
 from sparsenets.spectral.sampling import SAMPLING_MODES
-from sparsenets.spectral.targets import from_linear, swap_linears, unswap
+from sparsenets.spectral.targets import from_linear, restore_linears, swap_linears
 
 
 @dataclass
@@ -47,7 +47,7 @@ class SSTConfig:
             raise ConfigError(f"iterations_per_round (T2) must be >= 1, got {self.iterations_per_round}")
 
 
-def convert(model: nn.Module, config: SSTConfig) -> nn.Module:
+def sst_convert(model: nn.Module, config: SSTConfig) -> nn.Module:
     """Replace every nn.Linear named by `config.targets` with an SSTLinear holding the same function.
 
     The dense weight already in the layer is W₀: (U, s, V) = SVD(W₀), so outputs are unchanged (to fp32 error).
@@ -68,9 +68,9 @@ def convert(model: nn.Module, config: SSTConfig) -> nn.Module:
     )
 
 
-def merge(model: nn.Module) -> nn.Module:
+def sst_merge(model: nn.Module) -> nn.Module:
     """Replace every SSTLinear by a plain nn.Linear with weight U diag(s) Vᵀ (in place; returns `model`)."""
-    return unswap(model, SSTLinear)
+    return restore_linears(model, SSTLinear)
 
 
 def sst_layers(model: nn.Module) -> list[SSTLinear]:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsenets.spectral.targets import check_rank
+from sparsenets.spectral.base import FactoredLinear
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -31,7 +31,7 @@ class _ScaleGrad(torch.autograd.Function):
         return grad * scale, None
 
 
-class SSTLinear(nn.Module):
+class SSTLinear(FactoredLinear):
     """Sparse Spectral Training layer (drop-in for nn.Linear).
 
     Args:
@@ -46,29 +46,13 @@ class SSTLinear(nn.Module):
         eps: floor of s_i in the enhanced gradient and of column norms.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        rank: int,
-        bias: bool = True,
-        *,
-        weight: torch.Tensor | None = None,
-        bias_init: torch.Tensor | None = None,
-        enhanced_grad: bool = True,
-        normalize: bool = True,
-        eps: float = 1e-3,
+    def build(
+        self, weight: torch.Tensor, *, enhanced_grad: bool = True, normalize: bool = True, eps: float = 1e-3
     ) -> None:
-        super().__init__()
-        check_rank(rank, in_features, out_features, "SSTLinear")
-        self.in_features, self.out_features, self.rank = in_features, out_features, rank
+        """U, s, V from the SVD of `weight` (out, in), in float64; the top r pairs start active."""
         self.enhanced_grad, self.normalize, self.eps = enhanced_grad, normalize, eps
-        if weight is None or (bias and bias_init is None):
-            dense = nn.Linear(in_features, out_features, bias=bias)
-            weight = dense.weight.detach() if weight is None else weight
-            bias_init = dense.bias.detach() if bias and bias_init is None else bias_init
-        u, s, vh = torch.linalg.svd(weight.detach().double(), full_matrices=False)
-        dtype = weight.dtype
+        u, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)
+        dtype, rank = weight.dtype, self.rank
         k = s.shape[0]
         self.register_buffer("U", u.to(dtype).contiguous())  # (out, k); active columns here are stale copies
         self.register_buffer("V", vh.T.to(dtype).contiguous())  # (in, k)
@@ -78,7 +62,6 @@ class SSTLinear(nn.Module):
         self.s = nn.Parameter(s.to(dtype))
         self.U_act = nn.Parameter(self.U[:, :rank].clone())
         self.V_act = nn.Parameter(self.V[:, :rank].clone())
-        self.bias = nn.Parameter(bias_init.detach().clone().to(dtype)) if bias else None
 
     @property
     def k(self) -> int:
@@ -141,19 +124,5 @@ class SSTLinear(nn.Module):
         self.U_act.copy_(self.U[:, self.active])
         self.V_act.copy_(self.V[:, self.active])
 
-    @torch.no_grad()
-    def to_linear(self) -> nn.Linear:
-        """A plain nn.Linear with the current dense weight (zero inference overhead)."""
-        w = self.weight()
-        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        lin = lin.to(device=w.device, dtype=w.dtype)
-        lin.weight.copy_(w)
-        if self.bias is not None:
-            lin.bias.copy_(self.bias)
-        return lin
-
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, "
-            f"bias={self.bias is not None}, enhanced_grad={self.enhanced_grad}"
-        )
+        return f"{super().extra_repr()}, bias={self.bias is not None}, enhanced_grad={self.enhanced_grad}"

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsenets.errors import ConfigError
-from sparsenets.spectral.schedule import reset_optimizer_state
-from sparsenets.spectral.targets import check_rank, from_linear, swap_linears, unswap
-from sparsenets.train.callbacks import Callback, TrainState
+from sparsenets.spectral.base import FactoredLinear
+from sparsenets.spectral.schedule import StepSchedule, reset_optimizer_state
+from sparsenets.spectral.targets import from_linear, restore_linears, swap_linears
 
 
-class LoRALinear(nn.Module):
+class LoRALinear(FactoredLinear):
     """y = x (W₀ + scale·B A)ᵀ + b with W₀ frozen (a buffer), A (r, in) and B (out, r) trained, B = 0 at start.
 
     Args:
@@ -31,28 +31,16 @@ class LoRALinear(nn.Module):
         scale: multiplier of BA.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        rank: int,
-        bias: bool = True,
-        *,
-        weight: torch.Tensor | None = None,
-        bias_init: torch.Tensor | None = None,
-        scale: float = 1.0,
-    ) -> None:
-        super().__init__()
-        check_rank(rank, in_features, out_features, "LoRALinear")
-        self.in_features, self.out_features, self.rank, self.scale = in_features, out_features, rank, scale
-        if weight is None or (bias and bias_init is None):
-            dense = nn.Linear(in_features, out_features, bias=bias)
-            weight = dense.weight.detach() if weight is None else weight
-            bias_init = dense.bias.detach() if bias and bias_init is None else bias_init
-        self.register_buffer("W0", weight.detach().clone())
-        self.A = nn.Parameter(torch.empty(rank, in_features, dtype=weight.dtype, device=weight.device))
-        self.B = nn.Parameter(torch.zeros(out_features, rank, dtype=weight.dtype, device=weight.device))
-        self.bias = nn.Parameter(bias_init.detach().clone()) if bias else None
+    def build(self, weight: torch.Tensor, *, scale: float = 1.0) -> None:
+        """W₀ = `weight` (out, in) as a buffer, A (r, in) random and B (out, r) = 0 as parameters."""
+        self.scale = scale
+        self.register_buffer("W0", weight.clone())
+        self.A = nn.Parameter(
+            torch.empty(self.rank, self.in_features, dtype=weight.dtype, device=weight.device)
+        )
+        self.B = nn.Parameter(
+            torch.zeros(self.out_features, self.rank, dtype=weight.dtype, device=weight.device)
+        )
         self.reset_adapter()
 
     @torch.no_grad()
@@ -77,19 +65,6 @@ class LoRALinear(nn.Module):
         self.W0.add_(self.scale * (self.B @ self.A))
         self.reset_adapter(generator)
 
-    @torch.no_grad()
-    def to_linear(self) -> nn.Linear:
-        """A plain nn.Linear with weight W₀ + scale·BA."""
-        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        lin = lin.to(device=self.W0.device, dtype=self.W0.dtype)
-        lin.weight.copy_(self.weight())
-        if self.bias is not None:
-            lin.bias.copy_(self.bias)
-        return lin
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
-
 
 @dataclass
 class LoRAConfig:
@@ -100,7 +75,7 @@ class LoRAConfig:
     scale: float = 1.0
 
 
-def convert_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
+def lora_convert(model: nn.Module, config: LoRAConfig) -> nn.Module:
     """Replace the targeted nn.Linear layers by LoRALinear with W₀ = their current weight (in place).
 
     Raises:
@@ -114,12 +89,12 @@ def convert_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
     )
 
 
-def merge_lora(model: nn.Module) -> nn.Module:
-    """Replace every LoRALinear by a plain nn.Linear (in place; returns `model`)."""
-    return unswap(model, LoRALinear)
+def lora_merge(model: nn.Module) -> nn.Module:
+    """Replace every LoRALinear by a plain nn.Linear with weight W₀ + scale·BA (in place; returns `model`)."""
+    return restore_linears(model, LoRALinear)
 
 
-class ReLoRASchedule(Callback):
+class ReLoRASchedule(StepSchedule):
     """ReLoRA*: every `period` steps merge BA into W₀, re-draw the adapters and drop all optimizer state.
 
     Args:
@@ -132,14 +107,15 @@ class ReLoRASchedule(Callback):
             raise ConfigError(f"ReLoRA* merge period must be >= 1 step, got {period}")
         self.period, self.seed, self.merges = period, seed, 0
 
-    def after_step(self, state: TrainState) -> None:
-        if state.step % self.period:
+    def on_step(self, step: int, module: nn.Module, optimizer: Any) -> None:
+        """Every `period` steps: merge and re-draw every LoRALinear of `module`, drop all optimizer state."""
+        if step % self.period:
             return
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + state.step)
-        for mod in state.module.modules():
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        for mod in module.modules():
             if isinstance(mod, LoRALinear):
                 mod.merge_and_reinit_(g)
-        reset_optimizer_state(state.trainer.optimizer)
+        reset_optimizer_state(optimizer)
         self.merges += 1
 
     def state_dict(self) -> dict[str, Any]:

@@ -58,11 +58,34 @@ def jagged_lr_lambda(
     return factor
 
 
-class SSTSchedule(Callback):
+class StepSchedule(Callback):
+    """A trainer Callback that a training loop of your own can drive as well: call `step(model, optimizer)` right
+    after each `optimizer.step()` (it counts the steps itself; under `Trainer.fit` the trainer's count is used)."""
+
+    own_steps = 0  # steps counted by `step`, for loops other than Trainer.fit
+
+    def on_step(self, step: int, module: nn.Module, optimizer: Any) -> None:
+        """The work after optimizer step number `step` (1-based) of `module`'s training."""
+        raise NotImplementedError
+
+    def after_step(self, state: TrainState) -> None:
+        self.on_step(state.step, state.module, state.trainer.optimizer)
+
+    def step(self, model: nn.Module, optimizer: Any) -> None:
+        """After `optimizer.step()` in a loop of your own: the same work as under `Trainer.fit`."""
+        self.own_steps += 1
+        self.on_step(self.own_steps, model, optimizer)
+
+
+class SSTSchedule(StepSchedule):
     """Resample, renormalise and re-SVD the SSTLinear layers of the trained model.
 
+    Under `Trainer.fit` the pairs of iteration 0 are drawn before the first step (`on_train_start`); a loop of your
+    own that calls `step` trains the pairs `sst_convert` loaded (the r largest σ) until the first resample, unless
+    it calls `resample(model, optimizer, 0)` before its first step.
+
     Args:
-        config: the SSTConfig used by `convert` (period T3, T2, sampling mode, resvd flag).
+        config: the SSTConfig used by `sst_convert` (period T3, T2, sampling mode, resvd flag).
         seed: base seed of the per-iteration sampling generator (same on every rank).
         resvd_dtype: precision of the re-decomposition.
     """
@@ -84,16 +107,16 @@ class SSTSchedule(Callback):
         if state.step == 0:
             self.resample(state.module, state.trainer.optimizer, iteration=0)
 
-    def after_step(self, state: TrainState) -> None:
-        layers = sst_layers(state.module)
-        for layer in layers:
+    def on_step(self, step: int, module: nn.Module, optimizer: Any) -> None:
+        """Project every layer; at the end of an iteration re-SVD (at the end of a round) and resample."""
+        for layer in sst_layers(module):
             layer.project_()
-        if state.step % self.config.period:
+        if step % self.config.period:
             return
-        iteration = state.step // self.config.period
-        if self.config.resvd and iteration % self.iterations_per_round(state.module) == 0:
-            self.resvd(state.module, state.trainer.optimizer)
-        self.resample(state.module, state.trainer.optimizer, iteration)
+        iteration = step // self.config.period
+        if self.config.resvd and iteration % self.iterations_per_round(module) == 0:
+            self.resvd(module, optimizer)
+        self.resample(module, optimizer, iteration)
 
     def resample(self, module: nn.Module, optimizer: Any, iteration: int) -> list[torch.Tensor]:
         """Draw new active pairs for every layer (identical on all ranks) and reset their optimizer state.

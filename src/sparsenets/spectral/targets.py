@@ -82,8 +82,12 @@ def swap_linears(
     return model
 
 
-def unswap(model: nn.Module, layer_type: type) -> nn.Module:
-    """Replace every `layer_type` module (which has `to_linear()`) by the plain nn.Linear it stands for."""
+def restore_linears(model: nn.Module, layer_type: type) -> nn.Module:
+    """Replace every `layer_type` module (which has `to_linear()`) by the plain nn.Linear it stands for.
+
+    Returns:
+        `model`, changed in place.
+    """
     for name, mod in list(model.named_modules()):
         if isinstance(mod, layer_type):
             replace_module(model, name, mod.to_linear())

@@ -2,12 +2,12 @@
 
     def train(model, callbacks):               # your loop: a fresh optimizer, Trainer(..., callbacks=callbacks)
         ...
-    levels = iterative_magnitude_pruning(model, train, levels=3, rate=0.2, rewind_step=0)
+    levels = iterative_magnitude_pruning(model, train, levels=3, keep_per_level=0.8, rewind_step=0)
     ticket = levels[-1].masks                  # the model now holds the last level's trained weights and masks
 
-Level 0 trains dense. Level L prunes `rate` of the weights that survived level L−1 (by |θ| at the end of L−1),
-rewinds the survivors to their exact values at `rewind_step` of level 0 and trains again with the mask held.
-`levels=1` is one-shot pruning (the grokked ticket: rate 0.6, rewind to init).
+Level 0 trains dense. Level L keeps `keep_per_level` of the weights that survived level L−1 (by |θ| at the end
+of L−1), rewinds the survivors to their exact values at `rewind_step` of level 0 and trains again with the mask
+held. `levels=1` is one-shot pruning (the grokked ticket: keep_per_level=0.4, rewind to init).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from sparsenets.errors import SparsenetsError
+from sparsenets.groups import GroupLayout
 from sparsenets.masks import HoldMasks, attach_masks, density, get_masks
-from sparsenets.tickets.prune import Groups, level_rate, magnitude_scores, prune_by_scores
+from sparsenets.tickets.prune import level_keep, magnitude_scores, prune_by_scores
 from sparsenets.tickets.rewind import SaveWeightsAt, rewind_, snapshot
 from sparsenets.train.callbacks import Callback
 
@@ -47,11 +48,11 @@ def iterative_magnitude_pruning(
     train: TrainFn,
     *,
     levels: int,
-    rate: float,
+    keep_per_level: float,
     rewind_step: int = 0,
     scope: str = "global",
     names: Sequence[str] | None = None,
-    groups: Groups | None = None,
+    groups: Sequence[GroupLayout] | None = None,
 ) -> list[Level]:
     """Run IMP for `levels` pruning rounds after a dense level 0.
 
@@ -59,17 +60,20 @@ def iterative_magnitude_pruning(
         module: the network at initialization; trained in place.
         train: `train(module, callbacks)` trains with a fresh optimizer and passes `callbacks` to its Trainer.
         levels: pruning rounds (1 = one-shot).
-        rate: fraction of the remaining weights removed per round; after L rounds 1 − (1 − rate)^L are gone.
+        keep_per_level: fraction of the remaining weights kept per round, in (0, 1]; after L rounds
+            keep_per_level^L of the weights are left.
         rewind_step: 0 resets survivors to θ0; t > 0 to their values after step t of level 0 (late rewinding).
         scope: "global" (one threshold over all tensors) or "layer".
         names: tensors to prune (default: `prunable_names`).
-        groups: prune whole groups (e.g. `RowGroups`) instead of single weights.
+        groups: prune whole groups (`sparsenets.groups.GroupLayout`s, e.g. `GroupLayout.of_layer(model, "fc1")`)
+            instead of single weights.
 
     Returns:
         One `Level` per round, level 0 first.
     """
     if levels < 1:
         raise SparsenetsError(f"IMP needs levels >= 1, got {levels}")
+    level_keep(keep_per_level, 1)  # a bad budget fails before level 0 trains
     if rewind_step < 0:
         raise SparsenetsError(f"rewind_step must be >= 0, got {rewind_step}")
     names = list(names) if names is not None else prunable_names(module)
@@ -84,7 +88,7 @@ def iterative_magnitude_pruning(
         current = get_masks(module)
         masks = prune_by_scores(
             magnitude_scores(snapshot(module, names)),
-            level_rate(rate, level),
+            level_keep(keep_per_level, level),
             scope=scope,
             current={n: current[n] for n in names} if current else None,
             groups=groups,

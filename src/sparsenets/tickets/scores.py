@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sparsenets.errors import SparsenetsError
-from sparsenets.tickets.prune import prune_by_scores, prune_members
+from sparsenets.tickets.prune import level_keep, prune_by_scores, prune_members
 
 LossOf = Callable[[nn.Module], torch.Tensor]
 
@@ -52,7 +52,7 @@ def synflow_masks(
     module: nn.Module,
     forward_ones: Callable[[nn.Module], torch.Tensor],
     names: Sequence[str],
-    rate: float,
+    keep: float,
     *,
     rounds: int = 100,
     scope: str = "global",
@@ -61,13 +61,13 @@ def synflow_masks(
     """Iterative SynFlow (Tanaka et al. 2020): data-free, `rounds` prunings on an exponential density schedule.
 
     Each round sets the weights to |θ0| ⊙ mask (in float64, on a copy), computes R = Σ forward_ones(net) on an
-    all-ones input, scores (∂R/∂θ) ⊙ θ and prunes to density (1 − rate)^(r/rounds).
+    all-ones input, scores (∂R/∂θ) ⊙ θ and prunes to density keep^(r/rounds).
 
     Args:
         module: the network at initialization (not modified).
         forward_ones: runs a network on an all-ones input and returns its output (any shape).
         names: parameters to prune.
-        rate: final fraction removed.
+        keep: final fraction kept, in (0, 1].
         rounds: pruning iterations (100 in the paper).
         scope: "global" or "layer".
         stacked: dim 0 of every parameter indexes an independent network (prune each on its own).
@@ -77,6 +77,7 @@ def synflow_masks(
     """
     if rounds < 1:
         raise SparsenetsError(f"synflow needs rounds >= 1, got {rounds}")
+    level_keep(keep, 1)  # a fraction in (0, 1]: the schedule takes its powers
     net = copy.deepcopy(module).double()
     params = _params(net, names)
     with torch.no_grad():
@@ -89,5 +90,5 @@ def synflow_masks(
                 p.copy_(b * masks[n])
         grads = torch.autograd.grad(forward_ones(net).sum(), params)
         scores = {n: (g * p).detach() for n, g, p in zip(names, grads, params)}
-        masks = prune(scores, 1.0 - (1.0 - rate) ** (r / rounds), scope=scope, current=masks)
+        masks = prune(scores, keep ** (r / rounds), scope=scope, current=masks)
     return masks

@@ -5,7 +5,7 @@ from sparsenets.train.callbacks import Callback, TrainState
 from sparsenets.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sparsenets.train.dist import DistInfo, default_device, init_distributed
 from sparsenets.train.loop import Trainer, seed_everything
-from sparsenets.train.losses import check_distill, distill_loss
+from sparsenets.train.losses import check_distill, distill_loss, teacher_logits
 
 __all__ = [
     "Callback",
@@ -22,5 +22,6 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "seed_everything",
+    "teacher_logits",
     "to_device",
 ]

@@ -21,42 +21,43 @@ import torch.nn.functional as F
 
 from sparsenets import data
 from sparsenets.experiments.sst.common import (
-    GradNormTrace,
-    cost_summary,
+    TextStudyConfig,
+    cached_subrun,
+    cost_table,
+    fit_method,
     mean_std,
-    prepare,
-    steady_costs,
     versus_low_rank,
 )
 from sparsenets.models.char_transformer import CharTransformer
-from sparsenets.runs import RunConfig, RunContext, experiment, pool_map
-from sparsenets.spectral import merge, merge_lora
-from sparsenets.train import SampledBatches, Trainer, seed_everything, to_device
+from sparsenets.runs import RunContext, experiment, pool_map
+from sparsenets.spectral import lora_merge, sst_merge
+from sparsenets.train import SampledBatches, seed_everything, to_device
 
 TARGETS = ("q", "k", "v", "o", "fc1", "fc2")
+# --quick: a one-layer d = 32 model, 40 steps, one LR and one seed, in this process
+QUICK = {"steps": 40, "eval_every": 20, "eval_windows": 64, "lrs": (3e-3,), "seeds": 1, "d": 32, "layers": 1,
+         "workers": 1}  # fmt: skip
 
 
 @dataclass
-class Config(RunConfig):
-    """Hyper-parameters of `sst-charlm` (defaults: the CPU-sized run reported in docs/methods/sst.md)."""
+class Config(TextStudyConfig):
+    """Hyper-parameters of `sst-charlm` (defaults: the CPU-sized run reported in docs/methods/sst.md), with the
+    model and study fields of `TextStudyConfig`.
 
-    d: int = 64
-    heads: int = 4
-    layers: int = 2
-    mlp: int = 256
+    Attributes:
+        context, batch_size, steps: characters per window, windows per step, optimizer steps.
+        eval_every, eval_windows: steps between validations, and validation windows (the same for every run).
+        rank_divisors: ranks d/div; LRs are swept at the first and reused at the others.
+    """
+
     context: int = 64
     batch_size: int = 32
     steps: int = 2000
-    warmup: int = 100
     eval_every: int = 250
     eval_windows: int = 256
-    methods: tuple[str, ...] = ("full", "lora", "relora", "sst")
     rank_divisors: tuple[int, ...] = (16, 8)
     lrs: tuple[float, ...] = (3e-3, 1e-3, 1e-2)
     seeds: int = 3
-    sst_period: int = 25
-    restart_warmup: int = 5
-    relora_period: int = 200
     workers: int = 2
 
 
@@ -84,35 +85,17 @@ def lm_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) ->
 
 
 def _train_job(args: tuple[Config, str, int, float, int, Path]) -> dict[str, Any]:
-    """Process-pool entry: one sub-run (cached in out/summary.json), single-threaded."""
+    """Process-pool entry: one sub-run, cached in out/summary.json."""
     cfg, method, rank, lr, seed, out = args
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        return json.loads(summary_path.read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    return train_one(cfg, CharCorpus(), method, rank, lr, seed, out)
+    return cached_subrun(out, lambda: train_one(cfg, CharCorpus(), method, rank, lr, seed, out))
 
 
 def train_one(
     cfg: Config, corpus: CharCorpus, method: str, rank: int, lr: float, seed: int, out: Path
 ) -> dict[str, Any]:
-    """Train one (method, rank, lr, seed) and return its metrics (also written to out/summary.json)."""
-    summary_path = out / "summary.json"
+    """Train one (method, rank, lr, seed) in `out` and return its metrics."""
     seed_everything(seed)
     model = CharTransformer(len(corpus.vocab), cfg.d, cfg.heads, cfg.layers, cfg.mlp, cfg.context)
-    setup = prepare(
-        method,
-        model,
-        rank=rank,
-        targets=TARGETS,
-        lr=lr,
-        steps=cfg.steps,
-        warmup=cfg.warmup,
-        sst_period=cfg.sst_period,
-        restart_warmup=cfg.restart_warmup,
-        relora_period=cfg.relora_period,
-        seed=seed,
-    )
     n_train = corpus.train.numel() - cfg.context - 1
     batches = SampledBatches(
         lambda g, b: _windows(corpus.train, torch.randint(0, n_train, (b,), generator=g), cfg.context),
@@ -131,60 +114,36 @@ def train_one(
         ]
         return {"val_bpc": statistics.fmean(losses) / math.log(2)}
 
-    trace = GradNormTrace(every=5)
-    trainer = Trainer(
-        model,
-        setup.optimizer,
-        batches,
-        lm_loss,
-        cfg.steps,
-        eval_fn=eval_fn,
-        eval_every=cfg.eval_every,
-        scheduler=setup.scheduler,
-        callbacks=[*setup.callbacks, trace],
-        run_dir=out,
-        checkpoint_every=cfg.eval_every,
+    history, costs = fit_method(
+        cfg, method, model, batches, lm_loss, cfg.steps, rank=rank, targets=TARGETS, lr=lr, seed=seed,
+        warmup=cfg.warmup, out=out, eval_fn=eval_fn, eval_every=cfg.eval_every, checkpoint_every=cfg.eval_every,
         log_every=50,
-        progress=False,
-    )
-    history = trainer.fit()
-    result: dict[str, Any] = {"method": method, "rank": rank, "lr": lr, "seed": seed}
-    result.update(cost_summary(model, setup.optimizer, trace))
+    )  # fmt: skip
+    result: dict[str, Any] = {"method": method, "rank": rank, "lr": lr, "seed": seed, **costs}
     result["val_bpc"] = history[-1]["val_bpc"]
     result["curve"] = [[h["step"], h["val_bpc"]] for h in history]
-    result["grad_norm"] = trace.trace
     model.eval()
     if method != "full":  # the exported dense model must give the same validation loss
-        (merge if method == "sst" else merge_lora)(model)
+        (sst_merge if method == "sst" else lora_merge)(model)
         with torch.no_grad():
             result["merged_val_bpc"] = eval_fn(model)["val_bpc"]
-    summary_path.write_text(json.dumps(result))
     return result
 
 
 def subrun_cache(cfg: Config, ctx: RunContext) -> Path:
-    """Folder of the sub-runs, shared by every run whose training settings agree (so a run with fewer seeds,
-    ranks or LRs reuses the sub-runs of another)."""
+    """Folder of the sub-runs inside this run's folder, named by the training settings (the grid of seeds, ranks
+    and LRs left out), so a resumed run finds the sub-runs it finished."""
     grid = {"methods", "rank_divisors", "lrs", "seeds", "threads", "workers"}
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in grid}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    return ctx.dir.parent / f"sst-charlm-subruns-{'quick-' if ctx.quick else ''}{digest}"
+    return ctx.dir / f"subruns-{digest}"
 
 
 @experiment(
     "sst-charlm",
     Config,
-    quick={
-        "steps": 40,
-        "eval_every": 20,
-        "eval_windows": 64,
-        "lrs": (3e-3,),
-        "seeds": 1,
-        "d": 32,
-        "workers": 1,
-        "layers": 1,
-    },
     description="SST vs full-rank, LoRA and ReLoRA* pre-training a character transformer on the KJV Bible",
+    quick=QUICK,
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Sweep LRs at r = d/16, run 3 seeds at the best LR per method, repeat at r = d/8; tabulate gap closed."""
@@ -225,7 +184,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     ]
     batch(jobs)
     metrics = summarise(cfg, runs, best_lr, seeds, ctx)
-    ctx.save_json("runs.json", [{k: v for k, v in r.items() if k not in ("grad_norm",)} for r in runs])
+    ctx.save_json("runs.json", [{k: v for k, v in r.items() if k != "grad_norm"} for r in runs])
     return metrics
 
 
@@ -255,26 +214,21 @@ def summarise(
             sel = chosen(method, rank)
             mean, std = mean_std([r["val_bpc"] for r in sel])
             means[method] = mean
-            first = sel[0]
-            rows.append(
-                f"| {rank} (d/{div}) | {method} | {best_lr[method]:g} | {mean:.4f} ± {std:.4f} | {len(sel)} | "
-                f"{first['trainable_params']:,} | {steady_costs(first)[0]:,} | "
-                f"{steady_costs(first)[1] / 2**20:.2f} | {first['step_time_s'] * 1e3:.0f} |"
-            )
+            cells = [
+                f"{rank} (d/{div})",
+                method,
+                f"{best_lr[method]:g}",
+                f"{mean:.4f} ± {std:.4f}",
+                f"{len(sel)}",
+            ]
+            rows.append((cells, sel[0]))
             metrics[f"bpc_{method}_r{rank}"] = mean
             metrics[f"bpc_std_{method}_r{rank}"] = std
         beats, closed = versus_low_rank(means, higher_is_better=False)  # bpc: lower is better
         if beats is not None and "full" in means:
             metrics[f"full_vs_lora_margin_r{rank}"] = means.get("lora", math.nan) - means["full"]
             metrics[f"gap_closed_r{rank}"] = closed
-    table = "\n".join(
-        [
-            "| rank | method | LR | val bpc (mean ± std) | seeds | trainable params | Adam state scalars (steady) | "
-            "train-state MiB | step ms |",
-            "|---|---|---|---|---|---|---|---|---|",
-            *rows,
-        ]
-    )
+    table = cost_table(["rank", "method", "LR", "val bpc (mean ± std)", "seeds"], rows)
     gaps = "\n".join(
         f"- r = {cfg.d // div}: gap closed by SST = {metrics.get(f'gap_closed_r{cfg.d // div}', math.nan):.1%} "
         f"(full beats LoRA by {metrics.get(f'full_vs_lora_margin_r{cfg.d // div}', math.nan):.3f} bpc)"

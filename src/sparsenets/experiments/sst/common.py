@@ -1,168 +1,127 @@
-"""Shared wiring of the SST experiments: one function sets up any of full / SST / LoRA / ReLoRA* / GaLore on a
-model, plus callbacks that record gradient norms and step times. Registers no experiment."""
+"""Wiring shared by the SST experiments: the study config, one sub-run's training and caching, the LR sweep
+over seeds, seed means per method, and the tables and gradient-norm figures of the reports. Registers no
+experiment; the methods themselves (`prepare_method`, `GradNormTrace`, `cost_summary`) live in `sparsenets.spectral`.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import statistics
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from sparsenets.errors import ConfigError
-from sparsenets.runs import pool_map
-from sparsenets.spectral import (
-    GaLoreAdamW,
-    LoRAConfig,
-    ReLoRASchedule,
-    SSTConfig,
-    SSTSchedule,
-    convert,
-    convert_lora,
-    jagged_lr_lambda,
-    optimizer_state_numel,
-    select_linears,
-    trainable_parameters,
-)
-from sparsenets.train.callbacks import Callback, TrainState
-
-METHODS = ("full", "sst", "lora", "relora", "galore")
-
-
-class GradNormTrace(Callback):
-    """Global gradient norm of the trainable parameters every `every` steps, and wall time per step."""
-
-    def __init__(self, every: int = 5) -> None:
-        self.every, self.trace, self.step_times = every, [], []
-        self._t: float | None = None
-
-    def after_backward(self, state: TrainState) -> None:
-        if state.step % self.every == 0:
-            grads = [p.grad.norm() for p in state.module.parameters() if p.grad is not None]
-            self.trace.append([state.step, float(torch.stack(grads).norm())])
-
-    def after_step(self, state: TrainState) -> None:
-        now = time.perf_counter()
-        if self._t is not None:
-            self.step_times.append(now - self._t)
-        self._t = now
-
-    def on_eval(self, state: TrainState, metrics: dict[str, float]) -> None:
-        self._t = None  # the evaluation is not a training step
-
-    def state_dict(self) -> dict[str, Any]:
-        """The trace and step times so far (a resumed run keeps the part before its checkpoint)."""
-        return {"trace": [list(t) for t in self.trace], "step_times": list(self.step_times)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.trace = [list(t) for t in state.get("trace", [])]
-        self.step_times = list(state.get("step_times", []))
-
-    def median_step_time(self) -> float:
-        """Median seconds per training step (evaluations excluded)."""
-        return statistics.median(self.step_times) if self.step_times else float("nan")
+from sparsenets.runs import PoolConfig, RunContext, pool_map
+from sparsenets.spectral import GradNormTrace, cost_summary, prepare_method, steady_costs
+from sparsenets.train import Trainer
 
 
 @dataclass
-class MethodSetup:
-    """What `prepare` returns: the optimizer, LR scheduler and callbacks to hand to the Trainer."""
+class StudyConfig(PoolConfig):
+    """Fields every SST study shares: which methods, the LR sweep, seeds, the SST/ReLoRA* schedules (and `workers`).
 
-    optimizer: Any
-    scheduler: Any
-    callbacks: list[Callback] = field(default_factory=list)
+    Attributes:
+        methods: methods compared (`sparsenets.spectral.METHODS`).
+        lrs: LRs swept on the first seed; the best one per method runs on the other seeds.
+        seeds: seeds per method, from the run's seed up.
+        sst_period: SST's T3 (steps per iteration).
+        restart_warmup: LR re-warm-up steps at each SST iteration and ReLoRA* merge.
+        relora_period: steps between ReLoRA* merges.
+    """
+
+    methods: tuple[str, ...] = ("full", "lora", "relora", "sst")
+    lrs: tuple[float, ...] = (3e-3,)
+    seeds: int = 1
+    sst_period: int = 25
+    restart_warmup: int = 5
+    relora_period: int = 200
 
 
-def prepare(
+@dataclass
+class TextStudyConfig(StudyConfig):
+    """`StudyConfig` plus the small transformer both text studies train and its initial LR warm-up.
+
+    Attributes:
+        d, heads, layers, mlp: model width, attention heads, blocks (per stack) and MLP width.
+        warmup: linear LR warm-up steps at the start of training.
+    """
+
+    d: int = 64
+    heads: int = 4
+    layers: int = 2
+    mlp: int = 256
+    warmup: int = 100
+
+
+def fit_method(
+    cfg: StudyConfig,
     method: str,
     model: nn.Module,
+    batches: Callable[[int], Any],
+    loss_fn: Callable[[nn.Module, Any], Any],
+    steps: int,
     *,
     rank: int,
     targets: Sequence[str],
     lr: float,
-    steps: int,
-    warmup: int,
-    sst_period: int,
-    restart_warmup: int,
-    relora_period: int,
     seed: int,
-    iterations_per_round: int | None = None,
-    sst_kwargs: dict[str, Any] | None = None,
-) -> MethodSetup:
-    """Convert `model` in place for `method` and build its optimizer, schedule and callbacks.
+    warmup: int,
+    out: Path,
+    trace_every: int = 5,
+    **trainer_options: Any,
+) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    """Convert `model` for `method` with the study's schedules, train it in `out` with a gradient-norm trace.
 
-    Every method uses Adam(W) without weight decay, linear warm-up and cosine decay; SST adds a re-warm-up at each
-    iteration (T3 = `sst_period`) and ReLoRA* at each merge (`relora_period`).
+    Args:
+        trainer_options: further `Trainer` arguments (eval_fn, eval_every, log_every, device, ...).
+
+    Returns:
+        (the trainer's history, the run's `cost_summary` plus its "grad_norm" trace [[step, norm], ...]).
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {METHODS}")
-    targets = tuple(targets)
-    restart, callbacks = 0, []
-    if method == "sst":
-        cfg = SSTConfig(
-            rank=rank,
-            targets=targets,
-            period=sst_period,
-            warmup=restart_warmup,
-            iterations_per_round=iterations_per_round,
-            **(sst_kwargs or {}),
-        )
-        convert(model, cfg)
-        callbacks.append(SSTSchedule(cfg, seed=seed))
-        restart = sst_period
-    elif method in ("lora", "relora"):
-        convert_lora(model, LoRAConfig(rank=rank, targets=targets))
-        if method == "relora":
-            callbacks.append(ReLoRASchedule(relora_period, seed=seed))
-            restart = relora_period
-    params = [p for p in model.parameters() if p.requires_grad]
-    if method == "galore":
-        weights = {id(m.weight) for m in select_linears(model, targets).values()}
-        groups = [
-            {"params": [p for p in params if id(p) in weights], "galore": True},
-            {"params": [p for p in params if id(p) not in weights]},
-        ]
-        opt: Any = GaLoreAdamW(groups, lr=lr, rank=rank, update_proj_gap=relora_period)
-    else:
-        opt = torch.optim.Adam(params, lr=lr)
-    factor = jagged_lr_lambda(steps, warmup, restart, restart_warmup if restart else 0)
-    return MethodSetup(opt, torch.optim.lr_scheduler.LambdaLR(opt, factor), callbacks)
+    setup = prepare_method(
+        method,
+        model,
+        rank=rank,
+        targets=targets,
+        lr=lr,
+        steps=steps,
+        warmup=warmup,
+        sst_period=cfg.sst_period,
+        restart_warmup=cfg.restart_warmup,
+        relora_period=cfg.relora_period,
+        seed=seed,
+    )
+    trace = GradNormTrace(every=trace_every)
+    history = Trainer(
+        model,
+        setup.optimizer,
+        batches,
+        loss_fn,
+        steps,
+        scheduler=setup.scheduler,
+        callbacks=[*setup.callbacks, trace],
+        run_dir=out,
+        progress=False,
+        **trainer_options,
+    ).fit()
+    return history, {**cost_summary(model, setup.optimizer, trace), "grad_norm": trace.trace}
 
 
-def training_state_bytes(model: nn.Module, optimizer: Any) -> int:
-    """Bytes of weights + buffers + gradients (one per trainable parameter) + optimizer state tensors."""
-    weights = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
-    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    state = 0
-    for st in getattr(optimizer, "state", {}).values():
-        state += sum(
-            v.numel() * v.element_size() for k, v in st.items() if isinstance(v, torch.Tensor) and k != "step"
-        )
-    return weights + grads + state
-
-
-def cost_summary(model: nn.Module, optimizer: Any, trace: GradNormTrace) -> dict[str, float]:
-    """Trainable parameters, optimizer-state scalars, training-state bytes and median step time."""
-    return {
-        "trainable_params": trainable_parameters(model),
-        "optimizer_state": optimizer_state_numel(optimizer),
-        "train_state_bytes": training_state_bytes(model, optimizer),
-        "step_time_s": trace.median_step_time(),
-    }
-
-
-def steady_costs(result: dict[str, Any]) -> tuple[int, int]:
-    """(Adam state scalars, training-state bytes) in the steady state of an fp32 Adam run.
-
-    SST and ReLoRA* drop optimizer state at resamples/merges, and a run may end on one, so the state read at the
-    end can be partial; with Adam every trainable scalar holds two moments once it has stepped (checked in the
-    tests and measured directly in benchmarks/bench_sst.py), hence 2 × trainable parameters.
-    """
-    state = 2 * int(result["trainable_params"])
-    return state, int(result["train_state_bytes"]) - 4 * int(result["optimizer_state"]) + 4 * state
+def cached_subrun(out: Path, train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`train()`'s result, kept in out/summary.json: a finished sub-run is read back instead of trained again."""
+    summary_path = out / "summary.json"
+    if summary_path.exists():
+        return json.loads(summary_path.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    result = train()
+    summary_path.write_text(json.dumps(result))
+    return result
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -212,6 +171,130 @@ def sweep_then_seeds(
     best = {k: max(lrs, key=lambda lr, k=k: score(done[(*k, lr, seeds[0])])) for k in keys}
     run([(*k, best[k], s) for k in keys for s in seeds[1:]])
     return {k: (best[k], [done[(*k, best[k], s)] for s in seeds]) for k in keys}, list(done.values())
+
+
+@dataclass
+class MethodMean:
+    """One method of one group (a geometry, a task) over its seeds at the LR chosen for it.
+
+    Attributes:
+        method: the method's name.
+        lr: the chosen LR.
+        mean, std: seed mean and sample std of the study's metric.
+        first: the first seed's sub-run result (costs, traces).
+    """
+
+    method: str
+    lr: float
+    mean: float
+    std: float
+    first: dict[str, Any]
+
+
+def _subrun(
+    train_one: Callable[..., dict[str, Any]],
+    cfg: StudyConfig,
+    run_dir: Path,
+    key: tuple[str, str, float, int],
+) -> dict[str, Any]:
+    """Process-pool entry: `train_one(cfg, group, method, lr, seed, out)`, cached in out under the run folder."""
+    group, method, lr, seed = key
+    out = run_dir / f"{group}-{method}-lr{lr:g}-s{seed}"
+    return cached_subrun(out, lambda: train_one(cfg, group, method, lr, seed, out))
+
+
+def compare_methods(
+    cfg: StudyConfig,
+    ctx: RunContext,
+    train_one: Callable[..., dict[str, Any]],
+    field: str,
+    known: Sequence[str],
+    *,
+    score: Callable[[dict[str, Any]], float],
+    metric: str,
+    metric_name: str,
+    label: str,
+    digits: int,
+    figure: str,
+    gap_closed: bool = False,
+) -> tuple[dict[str, Any], dict[str, list[MethodMean]]]:
+    """Every method of `cfg.methods` in every group (a geometry, a task) of `cfg.<field>`, compared on `metric`.
+
+    Per (group, method): the LR with the highest `score` on the first seed, then the other seeds at it
+    (`sweep_then_seeds`, sub-runs `train_one(cfg, group, method, lr, seed, out)` cached under the run folder).
+    Logs each seed mean, saves the first seed's gradient norms (one panel per group) as figure `figure` and
+    every sub-run as runs.json.
+
+    Args:
+        train_one: a module-level function (the pool pickles it) returning one sub-run's result dict.
+        field, known: the config field listing the groups, which must be a non-empty subset of `known`.
+        metric_name: metric key of a seed mean, formatted with `group` and `method` (e.g. "bleu_{group}_{method}").
+        label, digits: how the log names and rounds the metric.
+        gap_closed: also report "<group>_gap_closed" (`versus_low_rank`) where it is defined.
+
+    Returns:
+        (metrics: the seed means, then "<group>_sst_beats_low_rank" (higher `metric` is better) per group;
+        {group: [one MethodMean per method, in `cfg.methods` order]}).
+
+    Raises:
+        ConfigError: `cfg.<field>` empty or naming an unknown group.
+    """
+    import matplotlib.pyplot as plt
+
+    groups = getattr(cfg, field)
+    if not groups or any(g not in known for g in groups):
+        raise ConfigError(f"{field} must be a non-empty subset of {list(known)}; got {list(groups)}")
+    seeds = [ctx.seed + i for i in range(cfg.seeds)]
+    keys = [(group, method) for group in groups for method in cfg.methods]
+    job = functools.partial(_subrun, train_one, cfg, ctx.dir)
+    chosen, every = sweep_then_seeds(job, keys, cfg.lrs, seeds, score, cfg.workers)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.6), squeeze=False)
+    metrics: dict[str, Any] = {}
+    per_group: dict[str, list[MethodMean]] = {}
+    for group, ax in zip(groups, axes[0]):
+        cells = per_group[group] = []
+        for method in cfg.methods:
+            lr, sel = chosen[(group, method)]
+            mean, std = mean_std([r[metric] for r in sel])
+            cells.append(MethodMean(method, lr, mean, std, sel[0]))
+            metrics[metric_name.format(group=group, method=method)] = mean
+            ctx.log(f"{group} {method}: lr {lr:g}, {label} {mean:.{digits}f} ± {std:.{digits}f}")
+            plot_grad_norm(ax, sel[0], method)
+        ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{group} (seed {seeds[0]})")
+        ax.legend()
+        beats, closed = versus_low_rank({c.method: c.mean for c in cells}, higher_is_better=True)
+        if beats is not None:
+            metrics[f"{group}_sst_beats_low_rank"] = beats
+        if gap_closed and not math.isnan(closed):
+            metrics[f"{group}_gap_closed"] = closed
+    ctx.save_figure(fig, figure)
+    ctx.save_json("runs.json", [{k: v for k, v in r.items() if k != "grad_norm"} for r in every])
+    return metrics, per_group
+
+
+def cost_table(
+    columns: Sequence[str],
+    rows: Sequence[tuple[Sequence[str], dict[str, Any]]],
+    unit: str = "MiB",
+    ms_digits: int = 0,
+) -> str:
+    """A Markdown table whose rows are a study's own cells followed by the cost columns of a sub-run's result:
+    trainable params, steady Adam state scalars (`steady_costs`), training state in `unit` ("MiB" or "KiB") and
+    median step ms.
+
+    Args:
+        columns: the leading column names.
+        rows: (leading cells, one sub-run's result with its `cost_summary`) per row.
+    """
+    header = [*columns, "trainable params", "Adam state scalars (steady)", f"train-state {unit}", "step ms"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for cells, result in rows:
+        state, size = steady_costs(result)
+        size_text = f"{size / 2**20:.2f}" if unit == "MiB" else f"{size / 2**10:.0f}"
+        costs = [f"{result['trainable_params']:,}", f"{state:,}", size_text]
+        costs.append(f"{result['step_time_s'] * 1e3:.{ms_digits}f}")
+        lines.append("| " + " | ".join([*cells, *costs]) + " |")
+    return "\n".join(lines)
 
 
 def plot_grad_norm(ax: Any, result: dict[str, Any], label: str) -> None:

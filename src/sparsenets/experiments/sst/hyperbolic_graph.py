@@ -7,8 +7,6 @@ the normalised adjacency (the graphs carry none). LR swept per method and task o
 from __future__ import annotations
 
 import functools
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,45 +17,43 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from sparsenets import data
-from sparsenets.errors import ConfigError
-from sparsenets.experiments.sst.common import (
-    GradNormTrace,
-    cost_summary,
-    mean_std,
-    plot_grad_norm,
-    prepare,
-    steady_costs,
-    sweep_then_seeds,
-    versus_low_rank,
-)
+from sparsenets.experiments.sst.common import StudyConfig, compare_methods, cost_table, fit_method
 from sparsenets.models.lorentz import LorentzClassifier, LorentzGCN, sqdist
-from sparsenets.runs import RunConfig, RunContext, experiment
-from sparsenets.train import SampledBatches, Trainer, seed_everything
+from sparsenets.runs import RunContext, experiment
+from sparsenets.train import SampledBatches, seed_everything
 
 TASKS = ("link-wormnet", "node-drosophila")
 
 
 @dataclass
-class Config(RunConfig):
-    """Hyper-parameters of `sst-hyperbolic-graph`."""
+class Config(StudyConfig):
+    """Hyper-parameters of `sst-hyperbolic-graph` (with the study fields of `StudyConfig`; shorter SST and
+    ReLoRA* periods for runs of a few hundred steps).
 
+    Attributes:
+        tasks: a non-empty subset of `TASKS`.
+        dim, layers, features, dropout: the Lorentz GCN (width, layers, spectral input features, dropout).
+        rank: r of every low-rank method.
+        steps_lp, edge_batch: link prediction's steps and training edges per step.
+        steps_nc: node classification's (full-batch) steps.
+        eval_every: steps between validation/test evaluations (the validation-best one is reported).
+    """
+
+    tasks: tuple[str, ...] = TASKS
     dim: int = 64
     layers: int = 2
     features: int = 32
+    dropout: float = 0.1
     rank: int = 4
     steps_lp: int = 300
     edge_batch: int = 4096
     steps_nc: int = 400
     eval_every: int = 20
-    dropout: float = 0.1
-    tasks: tuple[str, ...] = TASKS
-    methods: tuple[str, ...] = ("full", "lora", "relora", "sst")
     lrs: tuple[float, ...] = (3e-3, 1e-2, 3e-2)
     seeds: int = 3
     sst_period: int = 20
     restart_warmup: int = 2
     relora_period: int = 100
-    workers: int = 1  # sub-runs in parallel processes
 
 
 def normalised_adjacency(edges: torch.Tensor, n: int) -> torch.Tensor:
@@ -99,11 +95,7 @@ def _auc(
 
 
 def train_one(cfg: Config, task: str, method: str, lr: float, seed: int, out: Path) -> dict[str, Any]:
-    """One (task, method, lr, seed): train, evaluate, return metrics (cached in out/summary.json)."""
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        return json.loads(summary_path.read_text())
-    out.mkdir(parents=True, exist_ok=True)
+    """One (task, method, lr, seed): train in `out`, evaluate, return the sub-run's result."""
     seed_everything(seed)
     g = torch.Generator().manual_seed(1000 + seed)
     if task == "link-wormnet":
@@ -164,35 +156,11 @@ def train_one(cfg: Config, task: str, method: str, lr: float, seed: int, out: Pa
             }
 
     feats = _spectral_features((task, seed), adj, cfg.features)  # one eigendecomposition per split
-    setup = prepare(
-        method,
-        model,
-        rank=cfg.rank,
-        targets=("linear",),
-        lr=lr,
-        steps=steps,
-        warmup=20,
-        sst_period=cfg.sst_period,
-        restart_warmup=cfg.restart_warmup,
-        relora_period=cfg.relora_period,
-        seed=seed,
-    )
-    trace = GradNormTrace(every=2)
-    history = Trainer(
-        model,
-        setup.optimizer,
-        batches,
-        loss_fn,
-        steps,
-        eval_fn=eval_fn,
-        eval_every=cfg.eval_every,
-        scheduler=setup.scheduler,
-        callbacks=[*setup.callbacks, trace],
-        run_dir=out,
+    history, costs = fit_method(
+        cfg, method, model, batches, loss_fn, steps, rank=cfg.rank, targets=("linear",), lr=lr, seed=seed,
+        warmup=20, out=out, trace_every=2, eval_fn=eval_fn, eval_every=cfg.eval_every, log_every=50,
         device="cpu",  # full-batch graphs of <= 2.5k nodes; the closures above hold CPU tensors
-        log_every=50,
-        progress=False,
-    ).fit()
+    )  # fmt: skip
     best = max(history, key=lambda h: h["val"])  # model selection on validation, as in HyboNet
     result = {
         "task": task,
@@ -202,16 +170,7 @@ def train_one(cfg: Config, task: str, method: str, lr: float, seed: int, out: Pa
         "val": best["val"],
         "test": best["test"],
     }
-    result.update(cost_summary(model, setup.optimizer, trace))
-    result["grad_norm"] = trace.trace
-    summary_path.write_text(json.dumps(result))
-    return result
-
-
-def _job(cfg: Config, run_dir: Path, key: tuple[str, str, float, int]) -> dict[str, Any]:
-    """Process-pool entry: one (task, method, lr, seed) sub-run in its folder under the run folder."""
-    task, method, lr, seed = key
-    return train_one(cfg, task, method, lr, seed, run_dir / f"{task}-{method}-lr{lr:g}-s{seed}")
+    return {**result, **costs}
 
 
 @experiment(
@@ -223,59 +182,26 @@ def _job(cfg: Config, run_dir: Path, key: tuple[str, str, float, int]) -> dict[s
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Sweep LRs on the base seed, then 3 seeds at the best LR per (task, method); tabulate and plot."""
-    import matplotlib.pyplot as plt
-
-    metrics: dict[str, Any] = {}
-    rows = []
-    unknown = [t for t in cfg.tasks if t not in TASKS]
-    if unknown or not cfg.tasks:
-        raise ConfigError(f"tasks must be a non-empty subset of {list(TASKS)}; got {list(cfg.tasks)}")
-    fig, axes = plt.subplots(1, len(cfg.tasks), figsize=(5.5 * len(cfg.tasks), 3.6), squeeze=False)
-    seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    keys = [(task, method) for task in cfg.tasks for method in cfg.methods]
-    job = functools.partial(_job, cfg, ctx.dir)
-    chosen, every = sweep_then_seeds(job, keys, cfg.lrs, seeds, lambda r: r["val"], cfg.workers)
-    for task, ax in zip(cfg.tasks, axes[0]):
-        means: dict[str, float] = {}
-        for method in cfg.methods:
-            lr, sel = chosen[(task, method)]
-            mean, std = mean_std([r["test"] for r in sel])
-            means[method] = mean
-            metrics[f"{task}_{method}"] = mean
-            first = sel[0]
-            rows.append(
-                f"| {task} | {method} | {lr:g} | {mean:.4f} ± {std:.4f} | {first['trainable_params']:,} | "
-                f"{steady_costs(first)[0]:,} | {steady_costs(first)[1] / 2**10:.0f} | "
-                f"{first['step_time_s'] * 1e3:.1f} |"
-            )
-            ctx.log(f"{task} {method}: lr {lr:g}, test {mean:.4f} ± {std:.4f}")
-            plot_grad_norm(ax, first, method)
-        ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{task} (seed {seeds[0]})")
-        ax.legend()
-        beats, closed = versus_low_rank(means, higher_is_better=True)
-        if beats is not None:
-            metrics[f"{task}_sst_beats_low_rank"] = beats
-        if not math.isnan(closed):
-            metrics[f"{task}_gap_closed"] = closed
-    ctx.save_figure(fig, "sst-hyperbolic-graph-gradnorm")
-    table = "\n".join(
-        [
-            "| task | method | LR | test metric (mean ± std) | trainable params | Adam state scalars (steady) | "
-            "train-state KiB | step ms |",
-            "|---|---|---|---|---|---|---|---|",
-            *rows,
-        ]
-    )
+    metrics, per_task = compare_methods(
+        cfg, ctx, train_one, "tasks", TASKS, score=lambda r: r["val"], metric="test",
+        metric_name="{group}_{method}", label="test", digits=4, figure="sst-hyperbolic-graph-gradnorm",
+        gap_closed=True,
+    )  # fmt: skip
+    rows = [
+        ([task, c.method, f"{c.lr:g}", f"{c.mean:.4f} ± {c.std:.4f}"], c.first)
+        for task, cells in per_task.items()
+        for c in cells
+    ]
+    table = cost_table(["task", "method", "LR", "test metric (mean ± std)"], rows, unit="KiB", ms_digits=1)
     ctx.write_report(
         f"### sst-hyperbolic-graph: Lorentz GCN, dim {cfg.dim}, {cfg.layers} layers, rank {cfg.rank}\n\n"
         "Link prediction: WormNet, 85/5/10 edge split, test ROC-AUC against as many random pairs. Node "
         "classification: Drosophila right connectome (213 neurons, 4 cell types), 60/20/20 split, test accuracy. "
-        f"Both at the validation-best evaluation; {len(seeds)} seeds at each method's best LR.\n\n{table}\n\n"
+        f"Both at the validation-best evaluation; {cfg.seeds} seeds at each method's best LR.\n\n{table}\n\n"
         "Paper's claim (HyboNet on Airport/Cora/Disease/PubMed, unverified): SST closes 73.7% (node "
         "classification) and 82.5% (link prediction) of the gap between low-rank methods and full rank. "
         f"Measured: SST beats both LoRA and ReLoRA* on link prediction: "
         f"{metrics.get('link-wormnet_sst_beats_low_rank')}; on node classification: "
         f"{metrics.get('node-drosophila_sst_beats_low_rank')}.\n"
     )
-    ctx.save_json("runs.json", [{k: v for k, v in r.items() if k != "grad_norm"} for r in every])
     return metrics

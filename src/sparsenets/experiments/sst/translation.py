@@ -8,8 +8,6 @@ never match a reference word). LR chosen per (geometry, method) by validation lo
 
 from __future__ import annotations
 
-import functools
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -20,46 +18,35 @@ import torch
 import torch.nn.functional as F
 
 from sparsenets import data
-from sparsenets.experiments.sst.common import (
-    GradNormTrace,
-    cost_summary,
-    mean_std,
-    plot_grad_norm,
-    prepare,
-    steady_costs,
-    sweep_then_seeds,
-    versus_low_rank,
-)
+from sparsenets.experiments.sst.common import TextStudyConfig, compare_methods, cost_table, fit_method
 from sparsenets.models.seq2seq import Seq2SeqTransformer
-from sparsenets.runs import RunConfig, RunContext, experiment
-from sparsenets.train import TensorBatches, Trainer, seed_everything, to_device
+from sparsenets.runs import RunContext, experiment
+from sparsenets.train import TensorBatches, seed_everything, to_device
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 TOKEN = re.compile(r"\w+|[^\w\s]")
+# attention and MLP linears; a hyperbolic MLP block keeps its Euclidean map in the inner `linear`
+TARGETS = {"euclidean": ("q", "k", "v", "o", "fc1", "fc2"), "hyperbolic": ("q", "k", "v", "o", "linear")}
 
 
 @dataclass
-class Config(RunConfig):
-    """Hyper-parameters of `sst-translation`."""
+class Config(TextStudyConfig):
+    """Hyper-parameters of `sst-translation` (with the model and study fields of `TextStudyConfig`).
 
-    d: int = 64
-    heads: int = 4
-    layers: int = 2
-    mlp: int = 256
+    Attributes:
+        geometries: "euclidean" and/or "hyperbolic" (Lorentz MLP blocks).
+        max_len: source tokens kept per verse (the target gets one more, for BOS).
+        vocab: most frequent words kept per language.
+        rank: r of every low-rank method.
+        batch_size, steps: verses per step and optimizer steps.
+    """
+
+    geometries: tuple[str, ...] = ("euclidean", "hyperbolic")
     max_len: int = 40
     vocab: int = 6000
     rank: int = 8
     batch_size: int = 64
     steps: int = 1500
-    warmup: int = 100
-    geometries: tuple[str, ...] = ("euclidean", "hyperbolic")
-    methods: tuple[str, ...] = ("full", "lora", "relora", "sst")
-    lrs: tuple[float, ...] = (3e-3,)
-    seeds: int = 1
-    sst_period: int = 25
-    restart_warmup: int = 5
-    relora_period: int = 200
-    workers: int = 1  # sub-runs in parallel processes
 
 
 def tokenize(text: str) -> list[str]:
@@ -122,15 +109,16 @@ def seq_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -
     return F.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD)
 
 
-def train_one(
-    cfg: Config, corpus: dict[str, Any], geometry: str, method: str, lr: float, seed: int, out: Path
-) -> dict[str, Any]:
-    """One (geometry, method, lr, seed): train, then BLEU on John (cached in out/summary.json)."""
+_CORPUS: dict[tuple[int, int], dict[str, Any]] = {}  # per process: tokenising the corpus takes seconds
+
+
+def train_one(cfg: Config, geometry: str, method: str, lr: float, seed: int, out: Path) -> dict[str, Any]:
+    """One (geometry, method, lr, seed): train in `out`, then BLEU on John; returns the sub-run's result."""
     import sacrebleu
 
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        return json.loads(summary_path.read_text())
+    if (cfg.vocab, cfg.max_len) not in _CORPUS:
+        _CORPUS[(cfg.vocab, cfg.max_len)] = load_corpus(cfg)
+    corpus = _CORPUS[(cfg.vocab, cfg.max_len)]
     seed_everything(seed)
     model = Seq2SeqTransformer(
         len(corpus["v_en"].words),
@@ -142,42 +130,16 @@ def train_one(
         cfg.max_len + 1,
         hyperbolic=geometry == "hyperbolic",
     )
-    targets = (
-        ("q", "k", "v", "o", "linear") if geometry == "hyperbolic" else ("q", "k", "v", "o", "fc1", "fc2")
-    )
-    setup = prepare(
-        method,
-        model,
-        rank=cfg.rank,
-        targets=targets,
-        lr=lr,
-        steps=cfg.steps,
-        warmup=cfg.warmup,
-        sst_period=cfg.sst_period,
-        restart_warmup=cfg.restart_warmup,
-        relora_period=cfg.relora_period,
-        seed=seed,
-    )
     batches = TensorBatches(corpus["train_src"], corpus["train_tgt"], batch_size=cfg.batch_size, seed=seed)
 
     def eval_fn(m: torch.nn.Module) -> dict[str, float]:
         dev = next(m.parameters()).device
         return {"val_loss": float(seq_loss(m, to_device((corpus["val_src"], corpus["val_tgt"]), dev)))}
 
-    trace = GradNormTrace(every=5)
-    history = Trainer(
-        model,
-        setup.optimizer,
-        batches,
-        seq_loss,
-        cfg.steps,
-        eval_fn=eval_fn,
-        scheduler=setup.scheduler,
-        callbacks=[*setup.callbacks, trace],
-        run_dir=out,
-        log_every=100,
-        progress=False,
-    ).fit()
+    history, costs = fit_method(
+        cfg, method, model, batches, seq_loss, cfg.steps, rank=cfg.rank, targets=TARGETS[geometry], lr=lr,
+        seed=seed, warmup=cfg.warmup, out=out, eval_fn=eval_fn, log_every=100,
+    )  # fmt: skip
     model.eval()
     hyps = []
     for i in range(0, corpus["test_src"].shape[0], 128):
@@ -187,26 +149,7 @@ def train_one(
     bleu = sacrebleu.corpus_bleu(hyps, [corpus["test_refs"]], tokenize="none", force=True).score
     result = {"geometry": geometry, "method": method, "lr": lr, "seed": seed, "bleu": bleu}
     result["val_loss"] = history[-1]["val_loss"]
-    result.update(cost_summary(model, setup.optimizer, trace))
-    result["grad_norm"] = trace.trace
-    result["examples"] = hyps[:3]
-    summary_path.write_text(json.dumps(result))
-    return result
-
-
-_CORPUS: dict[tuple[int, int], dict[str, Any]] = {}  # per process: tokenising the corpus takes seconds
-
-
-def _job(cfg: Config, run_dir: Path, key: tuple[str, str, float, int]) -> dict[str, Any]:
-    """Process-pool entry: one (geometry, method, lr, seed) sub-run in its folder under the run folder."""
-    geometry, method, lr, seed = key
-    if (cfg.vocab, cfg.max_len) not in _CORPUS:
-        _CORPUS[(cfg.vocab, cfg.max_len)] = load_corpus(cfg)
-    corpus = _CORPUS[(cfg.vocab, cfg.max_len)]
-    (run_dir / f"{geometry}-{method}-lr{lr:g}-s{seed}").mkdir(parents=True, exist_ok=True)
-    return train_one(
-        cfg, corpus, geometry, method, lr, seed, run_dir / f"{geometry}-{method}-lr{lr:g}-s{seed}"
-    )
+    return {**result, **costs, "examples": hyps[:3]}
 
 
 @experiment(
@@ -218,50 +161,25 @@ def _job(cfg: Config, run_dir: Path, key: tuple[str, str, float, int]) -> dict[s
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Per geometry and method: LR by validation loss, then seeds; BLEU table and gradient-norm plot."""
-    import matplotlib.pyplot as plt
-
-    seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    keys = [(geometry, method) for geometry in cfg.geometries for method in cfg.methods]
-    job = functools.partial(_job, cfg, ctx.dir)
-    chosen, every = sweep_then_seeds(job, keys, cfg.lrs, seeds, lambda r: -r["val_loss"], cfg.workers)
-    metrics: dict[str, Any] = {}
-    rows: list[str] = []
-    fig, axes = plt.subplots(1, len(cfg.geometries), figsize=(5.5 * len(cfg.geometries), 3.6), squeeze=False)
-    for geometry, ax in zip(cfg.geometries, axes[0]):
-        means = {}
-        for method in cfg.methods:
-            lr, sel = chosen[(geometry, method)]
-            mean, std = mean_std([r["bleu"] for r in sel])
-            means[method] = metrics[f"bleu_{geometry}_{method}"] = mean
-            first = sel[0]
-            rows.append(
-                f"| {geometry} | {method} | {lr:g} | {mean:.2f} ± {std:.2f} | {first['val_loss']:.3f} | "
-                f"{first['trainable_params']:,} | {steady_costs(first)[0]:,} | "
-                f"{steady_costs(first)[1] / 2**20:.2f} | {first['step_time_s'] * 1e3:.0f} |"
-            )
-            ctx.log(f"{geometry} {method}: lr {lr:g}, BLEU {mean:.2f} ± {std:.2f}")
-            plot_grad_norm(ax, first, method)
-        ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{geometry} (seed {seeds[0]})")
-        ax.legend()
-        beats, _ = versus_low_rank(means, higher_is_better=True)
-        if beats is not None:
-            metrics[f"{geometry}_sst_beats_low_rank"] = beats
-    ctx.save_figure(fig, "sst-translation-gradnorm")
-    table = "\n".join(
-        [
-            "| geometry | method | LR | BLEU (John) | val loss | trainable params | Adam state scalars (steady) | "
-            "train-state MiB | step ms |",
-            "|---|---|---|---|---|---|---|---|---|",
-            *rows,
-        ]
-    )
+    metrics, per_geometry = compare_methods(
+        cfg, ctx, train_one, "geometries", tuple(TARGETS), score=lambda r: -r["val_loss"], metric="bleu",
+        metric_name="bleu_{group}_{method}", label="BLEU", digits=2, figure="sst-translation-gradnorm",
+    )  # fmt: skip
+    rows = [
+        (
+            [geometry, c.method, f"{c.lr:g}", f"{c.mean:.2f} ± {c.std:.2f}", f"{c.first['val_loss']:.3f}"],
+            c.first,
+        )
+        for geometry, cells in per_geometry.items()
+        for c in cells
+    ]
+    table = cost_table(["geometry", "method", "LR", "BLEU (John)", "val loss"], rows)
     ctx.write_report(
         f"### sst-translation: KJV → RV1909, d = {cfg.d}, {cfg.layers}+{cfg.layers} layers, r = {cfg.rank}, "
-        f"{cfg.steps} steps × {cfg.batch_size} verses, {len(seeds)} seed(s), LRs {list(cfg.lrs)}\n\n{table}\n\n"
+        f"{cfg.steps} steps × {cfg.batch_size} verses, {cfg.seeds} seed(s), LRs {list(cfg.lrs)}\n\n{table}\n\n"
         "BLEU: sacrebleu on lower-cased word tokens (tokenize='none'), greedy decoding. 'hyperbolic' = Lorentz MLP "
         "blocks (HyboNet linear layers) inside a Euclidean-attention transformer, not the full HyboNet "
         "transformer. Paper's claim (IWSLT'14, d = 64, r = 8, unverified): SST 22.28 vs full 24.27 BLEU "
         "(Euclidean), 23.40 vs 25.69 (hyperbolic), above LoRA and ReLoRA*.\n"
     )
-    ctx.save_json("runs.json", [{k: v for k, v in r.items() if k != "grad_norm"} for r in every])
     return metrics

@@ -14,67 +14,61 @@ from sparsenets.errors import ConfigError
 from sparsenets.experiments.tickets import common as G
 from sparsenets.masks import report_markdown, save_masks
 from sparsenets.models.grokking import GrokMLP
-from sparsenets.runs import RunConfig, RunContext, experiment
-from sparsenets.tickets import scale_, snapshot
+from sparsenets.runs import RunContext, experiment
+from sparsenets.tickets import (
+    control_masks,
+    member_norm_ratios,
+    seeded_ensemble,
+    snapshot,
+    stack_controls,
+    train_members,
+)
 
 CONTROLS = ("ticket", "random", "memorization", "l1_dense", "l2_dense", "snip", "grasp", "synflow")
 PAI = ("snip", "grasp", "synflow")
 
 
 @dataclass
-class Config(RunConfig):
+class Config(G.ModularConfig):
     """Hyper-parameters of `grokking-tickets` (defaults: the paper's MLP protocol)."""
 
-    p: int = 67
-    op: str = "add"
-    train_frac: float = 0.4
-    pairs: str = "le"  # a ≤ b as in the reference code; "all" for every ordered pair
-    seeds: int = 3
-    rate: float = 0.6  # fraction of weights removed (k)
-    dense_steps: int = 20000  # the ticket's mask is taken at the last dense step...
-    dense_max_steps: int = 30000  # ...extended by 2000 at a time until every seed passed 99% test
+    rate: float = 0.6  # fraction of weights removed (the paper's k); the library's keep = 1 − rate
     control_steps: int = 10000  # ticket ≈ 300 steps; controls censored here to fit 30 min (faithful: 20000)
     mem_step: int = 2000  # memorization-phase mask
-    eval_every: int = 50
-    lr: float = 1e-3
-    weight_decay: float = 1.0
     grasp_temperature: float = 200.0
     synflow_rounds: int = 100
 
 
 def prepare_controls(cfg: Config, split: G.Split, seeds: list[int], dense_final: dict, mem: dict) -> tuple:
     """Masks and start weights of every control, stacked control-major: member c·S + s is control c, seed s."""
-    factory = lambda: GrokMLP(p=cfg.p)  # noqa: E731
-    init_model = G.build(factory, seeds)
+    init_model = seeded_ensemble(lambda: GrokMLP(p=cfg.p), seeds)
     init = snapshot(init_model)
     names = list(init)
+    keep = 1.0 - cfg.rate
     gen = torch.Generator().manual_seed(seeds[0] + 12345)
     ones = torch.ones(1, 2, cfg.p, dtype=torch.float64)
     kw = dict(
-        split=split,
+        batch=split.train,
         grasp_temperature=cfg.grasp_temperature,
         synflow_rounds=cfg.synflow_rounds,
         ones_input=ones,
     )
     masks = {
-        "ticket": G.control_masks("magnitude", init_model, names, cfg.rate, trained=dense_final),
-        "memorization": G.control_masks("magnitude", init_model, names, cfg.rate, trained=mem),
-        "random": G.control_masks("random", init_model, names, cfg.rate, generator=gen),
-        **{k: G.control_masks(k, init_model, names, cfg.rate, **kw) for k in PAI},
+        "ticket": control_masks("magnitude", init_model, names, keep, trained=dense_final),
+        "memorization": control_masks("magnitude", init_model, names, keep, trained=mem),
+        "random": control_masks("random", init_model, names, keep, generator=gen),
+        **{k: control_masks(k, init_model, names, keep, **kw) for k in PAI},
     }
-    ratios = {p: G.member_norm_ratios(init, masks["ticket"], p) for p in (1.0, 2.0)}
+    ratios = {p: member_norm_ratios(init, masks["ticket"], p) for p in (1.0, 2.0)}
     dense_mask = {n: torch.ones_like(v, dtype=torch.bool) for n, v in init.items()}
     masks["l1_dense"], masks["l2_dense"] = dense_mask, dense_mask
-    S, C = len(seeds), len(CONTROLS)
-    model = GrokMLP(p=cfg.p, ensemble=S * C)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            p.copy_(G.repeat_members(init[n], C))
-    scale = torch.ones(S * C)
-    scale[CONTROLS.index("l1_dense") * S : (CONTROLS.index("l1_dense") + 1) * S] = ratios[1.0]
-    scale[CONTROLS.index("l2_dense") * S : (CONTROLS.index("l2_dense") + 1) * S] = ratios[2.0]
-    scale_(model, names, scale)
-    G.attach_stacked(model, {n: torch.cat([masks[c][n] for c in CONTROLS]) for n in names})
+    S = len(seeds)
+    scale = torch.ones(S * len(CONTROLS))
+    for name, p in (("l1_dense", 1.0), ("l2_dense", 2.0)):  # norm-matched dense: θ0 scaled by r_p
+        scale[CONTROLS.index(name) * S : (CONTROLS.index(name) + 1) * S] = ratios[p]
+    model = stack_controls(
+        lambda e: GrokMLP(p=cfg.p, ensemble=e), init, [masks[c] for c in CONTROLS], scale=scale
+    )
     return model, masks, ratios, names
 
 
@@ -98,30 +92,19 @@ def plot_curves(
 @experiment(
     "grokking-tickets",
     Config,
-    quick={
-        "seeds": 2,
-        "dense_steps": 300,
-        "dense_max_steps": 300,
-        "control_steps": 200,
-        "mem_step": 100,
-        "synflow_rounds": 5,
-        "eval_every": 25,
-    },
+    quick={**G.QUICK_DENSE, "seeds": 2, "control_steps": 200, "mem_step": 100, "synflow_rounds": 5},
     description="Grokked lottery ticket vs dense, random, memorization-phase, norm-matched and PaI masks (p=67)",
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Train dense, take the k=0.6 ticket at the last step, train every control from θ0; time grokking."""
-    split, seeds, ident = G.modular_setup(cfg, ctx.seed)
-    ctx.log(f"train {len(split.y_train)} / test {len(split.y_test)} pairs; seeds {seeds}")
-    dense, _, dense_hist, snaps, dense_steps = G.dense_mlp_run(
-        ctx.dir.parent, split, seeds, identity=ident, dense_steps=cfg.dense_steps,
-        dense_max_steps=cfg.dense_max_steps, snapshot_every=cfg.mem_step, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        eval_every=cfg.eval_every,
-    )  # fmt: skip
-    if cfg.mem_step not in snaps:
+    split, seeds, dense = G.dense_mlp_run(cfg, ctx, snapshot_every=cfg.mem_step)
+    dense_hist, dense_steps = dense.histories, dense.steps
+    if cfg.mem_step not in dense.snapshots:
         raise ConfigError(f"mem_step {cfg.mem_step} is past the dense run's {dense_steps} steps; lower it")
     ctx.log("dense done: t_gen " + str([G.summarize(h)["t_gen"] for h in dense_hist]))
-    model, masks, ratios, names = prepare_controls(cfg, split, seeds, snapshot(dense), snaps[cfg.mem_step])
+    model, masks, ratios, names = prepare_controls(
+        cfg, split, seeds, snapshot(dense.model), dense.snapshots[cfg.mem_step]
+    )
     meta = {
         "rate": cfg.rate,
         "scope": "global",
@@ -130,8 +113,8 @@ def run(cfg: Config, ctx: RunContext) -> dict:
         "layout": "element, stacked (seed, ...)",
     }
     save_masks(ctx.dir / "masks" / "ticket", masks["ticket"], meta=meta)
-    ctrl_hist, _ = G.train_members(
-        model, split, cfg.control_steps, names=names, run_dir=ctx.subdir("controls"), lr=cfg.lr,
+    ctrl_hist, _ = train_members(
+        model, split.train, split.test, cfg.control_steps, names=names, run_dir=ctx.subdir("controls"), lr=cfg.lr,
         weight_decay=cfg.weight_decay, eval_every=cfg.eval_every,
     )  # fmt: skip
     S = len(seeds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import matplotlib
@@ -16,9 +16,19 @@ from sparsenets import data
 from sparsenets.errors import SparsenetsError
 from sparsenets.experiments.tickets import common as G
 from sparsenets.models.grokking import GrokTransformer, OmnigrokMLP
-from sparsenets.runs import RunConfig, RunContext, experiment, md_table
-from sparsenets.tickets import grokking_times, snapshot
-from sparsenets.tickets.prune import SCOPES
+from sparsenets.runs import RunContext, experiment, md_table
+from sparsenets.tickets import (
+    SCOPES,
+    control_masks,
+    grokking_times,
+    seeded_ensemble,
+    snapshot,
+    stack_controls,
+    stacked_ce_loss,
+    stacked_mse_loss,
+    train_members,
+    train_until_grokked,
+)
 
 
 def run_name(kind: str, scope: str) -> str:
@@ -26,54 +36,59 @@ def run_name(kind: str, scope: str) -> str:
     return kind if scope == "global" else f"{kind}-{scope}"
 
 
+@dataclass
+class TicketConfig(G.TrainConfig):
+    """What the transformer and MNIST studies share: one dense run, then tickets and random masks per scope."""
+
+    rate: float = 0.6  # fraction of weights removed (the paper's k); the library's keep = 1 − rate
+    scopes: tuple[str, ...] = ("global",)
+    ticket_steps: int = 10000
+
+
 def dense_vs_ticket(
     ctx: RunContext,
+    cfg: TicketConfig,
     factory: Callable[[], nn.Module],
     split: G.Split,
     *,
-    seeds: list[int],
-    rate: float,
-    dense_steps: int,
-    dense_max_steps: int,
-    ticket_steps: int,
-    lr: float,
-    weight_decay: float,
-    eval_every: int,
-    loss_fn: Callable = G.ce_loss,
+    loss_fn: Callable = stacked_ce_loss,
     threshold: float = 0.95,
-    scopes: Sequence[str] = ("global",),
 ) -> tuple[dict[str, list[list[dict]]], dict[str, list[dict]], int, dict[str, dict[str, float]]]:
-    """Dense (stacked over seeds), then per pruning scope the k=`rate` magnitude ticket and a random mask, from θ0.
+    """Dense (stacked over seeds ctx.seed...), then per pruning scope the k=`cfg.rate` magnitude ticket and a
+    random mask, from θ0.
 
     Returns:
         (histories by run, per-seed summaries by run, dense steps trained, per-tensor kept fraction of every
         masked run averaged over seeds).
     """
-    if not scopes or any(sc not in SCOPES for sc in scopes):
-        raise SparsenetsError(f"scopes must be a non-empty subset of {SCOPES}, got {list(scopes)}")
-    dense = G.build(factory, seeds)
+    if not cfg.scopes or any(sc not in SCOPES for sc in cfg.scopes):
+        raise SparsenetsError(f"scopes must be a non-empty subset of {SCOPES}, got {list(cfg.scopes)}")
+    seeds = [ctx.seed + i for i in range(cfg.seeds)]
+    dense = seeded_ensemble(factory, seeds)
     init = snapshot(dense)
     names = list(init)
-    kw = dict(lr=lr, weight_decay=weight_decay, eval_every=eval_every, loss_fn=loss_fn)
-    dense_hist, _, end = G.train_until_grokked(
-        dense, split, dense_steps, dense_max_steps, names=names, run_dir=ctx.subdir("dense"), **kw
-    )
+    kw = dict(lr=cfg.lr, weight_decay=cfg.weight_decay, eval_every=cfg.eval_every, loss_fn=loss_fn)
+    dense_hist, _, end = train_until_grokked(
+        dense, split.train, split.test, cfg.dense_steps, cfg.dense_max_steps, names=names,
+        run_dir=ctx.subdir("dense"), **kw,
+    )  # fmt: skip
     gen = torch.Generator().manual_seed(seeds[0] + 999)
     trained = snapshot(dense)
+    keep = 1.0 - cfg.rate
     masks = {}
-    for sc in scopes:
-        masks[run_name("ticket", sc)] = G.control_masks(
-            "magnitude", dense, names, rate, trained=trained, scope=sc
+    for sc in cfg.scopes:
+        masks[run_name("ticket", sc)] = control_masks(
+            "magnitude", dense, names, keep, trained=trained, scope=sc
         )
-        masks[run_name("random", sc)] = G.control_masks("random", dense, names, rate, generator=gen, scope=sc)
+        masks[run_name("random", sc)] = control_masks("random", dense, names, keep, generator=gen, scope=sc)
     order = list(masks)
     S = len(seeds)
-    model = type(dense)(**dense.config(), ensemble=S * len(order))
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            p.copy_(G.repeat_members(init[n], len(order)))
-    G.attach_stacked(model, {n: torch.cat([masks[r][n] for r in order]) for n in names})
-    hist, _ = G.train_members(model, split, ticket_steps, names=names, run_dir=ctx.subdir("tickets"), **kw)
+    model = stack_controls(
+        lambda e: type(dense)(**dense.config(), ensemble=e), init, [masks[r] for r in order]
+    )
+    hist, _ = train_members(
+        model, split.train, split.test, cfg.ticket_steps, names=names, run_dir=ctx.subdir("tickets"), **kw
+    )
     runs = {"dense": dense_hist, **{r: hist[i * S : (i + 1) * S] for i, r in enumerate(order)}}
     summary = {
         name: [
@@ -190,24 +205,39 @@ def finish(
     }
 
 
+def ticket_study(
+    ctx: RunContext,
+    cfg: TicketConfig,
+    factory: Callable[[], nn.Module],
+    split: G.Split,
+    setting: tuple[str, str],
+    title: str,
+    *,
+    loss_fn: Callable = stacked_ce_loss,
+    threshold: float = 0.95,
+) -> dict:
+    """`dense_vs_ticket`, then its histories, report and metrics; `setting` is the report's note before and
+    after the ticket's own description."""
+    runs, summary, end, density = dense_vs_ticket(
+        ctx, cfg, factory, split, loss_fn=loss_fn, threshold=threshold
+    )
+    ctx.save_json("histories.json", runs)
+    seeds = list(range(ctx.seed, ctx.seed + cfg.seeds))
+    note = (
+        f"{setting[0]}ticket k={cfg.rate} ({', '.join(cfg.scopes)} scope) from dense step {end}; seeds {seeds}"
+        f"{setting[1]}"
+    )
+    caps = {name: cfg.ticket_steps for name in runs} | {"dense": end}
+    return {**finish(ctx, title, runs, summary, threshold, caps, note, density), "dense_steps": end}
+
+
 @dataclass
-class TransformerConfig(RunConfig):
+class TransformerConfig(TicketConfig, G.ModularConfig):
     """`grokking-tickets-transformer`: the reference code's 1-layer transformer on a+b mod 67."""
 
-    p: int = 67
-    op: str = "add"
-    train_frac: float = 0.4
-    pairs: str = "le"
-    seeds: int = 3
-    rate: float = 0.6
     # global prunes W_Q and W_K to nothing; per layer keeps 40% of each tensor
     scopes: tuple[str, ...] = ("global", "layer")
-    dense_steps: int = 8000
-    dense_max_steps: int = 30000  # the paper's budget; grown 2000 at a time until every seed passed 99%
-    ticket_steps: int = 10000
-    eval_every: int = 50
-    lr: float = 1e-3
-    weight_decay: float = 1.0
+    dense_steps: int = 8000  # grown 2000 at a time up to the paper's 30000 until every seed passed 99%
 
 
 @experiment(
@@ -219,40 +249,25 @@ class TransformerConfig(RunConfig):
 def run_transformer(cfg: TransformerConfig, ctx: RunContext) -> dict:
     """Dense transformer to generalization, then the k=0.6 ticket and a random mask from θ0."""
     split = G.modular_split(cfg.p, cfg.op, cfg.train_frac, ctx.seed, cfg.pairs)
-    seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    runs, summary, end, density = dense_vs_ticket(
-        ctx, lambda: GrokTransformer(p=cfg.p), split, seeds=seeds, rate=cfg.rate, dense_steps=cfg.dense_steps,
-        dense_max_steps=cfg.dense_max_steps, ticket_steps=cfg.ticket_steps, lr=cfg.lr,
-        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every, scopes=cfg.scopes,
-    )  # fmt: skip
-    ctx.save_json("histories.json", runs)
-    note = (
+    setting = (
         f"1-layer transformer (code preset: d_model 128, one head, d_mlp 128, no LayerNorm/biases/positions), "
-        f"p={cfg.p}, {cfg.train_frac:.0%} train ({cfg.pairs} pairs), AdamW lr {cfg.lr}, wd {cfg.weight_decay}; "
-        f"ticket k={cfg.rate} ({', '.join(cfg.scopes)} scope) from dense step {end}; seeds {seeds}, one split "
-        f"(seed {ctx.seed})."
+        f"p={cfg.p}, {cfg.train_frac:.0%} train ({cfg.pairs} pairs), AdamW lr {cfg.lr}, wd {cfg.weight_decay}; ",
+        f", one split (seed {ctx.seed}).",
     )
-    caps = {name: cfg.ticket_steps for name in runs} | {"dense": end}
-    report = finish(ctx, "transformer a+b mod 67", runs, summary, 0.95, caps, note, density)
-    return {**report, "dense_steps": end}
+    return ticket_study(ctx, cfg, lambda: GrokTransformer(p=cfg.p), split, setting, "transformer a+b mod 67")
 
 
 @dataclass
-class MnistConfig(RunConfig):
+class MnistConfig(TicketConfig):
     """`grokking-tickets-mnist`: Omnigrok's MNIST setting (1000 images, init ×8, MSE, AdamW wd 0.1, full batch)."""
 
     train_size: int = 1000
     test_size: int = 10000
     seeds: int = 1
-    rate: float = 0.6
-    scopes: tuple[str, ...] = ("global",)
     init_scale: float = 8.0
-    dense_steps: int = 20000
     dense_max_steps: int = 20000
     ticket_steps: int = 16000
     threshold: float = 0.85  # 1000 images cap test accuracy near 0.9, so 95% is out of reach
-    eval_every: int = 50
-    lr: float = 1e-3
     weight_decay: float = 0.1
 
 
@@ -276,21 +291,14 @@ def run_mnist(cfg: MnistConfig, ctx: RunContext) -> dict:
         : cfg.train_size
     ]
     split = G.Split(train.x[pick], train.y[pick], test.x[: cfg.test_size], test.y[: cfg.test_size], 10)
-    seeds = [ctx.seed + i for i in range(cfg.seeds)]
-    runs, summary, end, density = dense_vs_ticket(
-        ctx, lambda: OmnigrokMLP(init_scale=cfg.init_scale), split, seeds=seeds, rate=cfg.rate,
-        dense_steps=cfg.dense_steps, dense_max_steps=cfg.dense_max_steps, ticket_steps=cfg.ticket_steps, lr=cfg.lr,
-        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every, loss_fn=G.mse_loss, threshold=cfg.threshold, scopes=cfg.scopes,
-    )  # fmt: skip
-    ctx.save_json("histories.json", runs)
-    note = (
+    setting = (
         f"MLP 784-200-200-10 without biases, init ×{cfg.init_scale}, MSE on one-hot targets, {cfg.train_size} seeded "
         f"training images (test: first {cfg.test_size} test images), AdamW lr {cfg.lr}, wd {cfg.weight_decay}, full "
-        f"batch; ticket k={cfg.rate} ({', '.join(cfg.scopes)} scope) from dense step {end}; seeds {seeds}. "
-        f"'Generalized' = test > {cfg.threshold:.0%}."
+        "batch; ",
+        f". 'Generalized' = test > {cfg.threshold:.0%}.",
     )
-    caps = {name: cfg.ticket_steps for name in runs} | {"dense": end}
-    return {
-        **finish(ctx, "MNIST, 1000 images, init ×8", runs, summary, cfg.threshold, caps, note, density),
-        "dense_steps": end,
-    }
+    factory = lambda: OmnigrokMLP(init_scale=cfg.init_scale)  # noqa: E731
+    title = "MNIST, 1000 images, init ×8"
+    return ticket_study(
+        ctx, cfg, factory, split, setting, title, loss_fn=stacked_mse_loss, threshold=cfg.threshold
+    )

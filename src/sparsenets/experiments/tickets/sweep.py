@@ -8,23 +8,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import torch
 
 from sparsenets.experiments.tickets import common as G
 from sparsenets.models.grokking import GrokMLP
-from sparsenets.runs import RunConfig, RunContext, experiment
-from sparsenets.tickets import magnitude_scores, prune_members
+from sparsenets.runs import RunContext, experiment
+from sparsenets.tickets import magnitude_scores, prune_members, stack_controls, train_members
 
 
 @dataclass
-class Config(RunConfig):
-    """Hyper-parameters of `grokking-tickets-sweep`."""
+class Config(G.ModularConfig):
+    """Hyper-parameters of `grokking-tickets-sweep` (rates: fractions removed, the paper's k; keep = 1 − k)."""
 
-    p: int = 67
-    op: str = "add"
-    train_frac: float = 0.4
-    pairs: str = "le"
-    seeds: int = 3
     rates: tuple[float, ...] = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
     rates_no_wd: tuple[float, ...] = (
         0.1,
@@ -39,12 +33,7 @@ class Config(RunConfig):
     timing_rate: float = 0.6
     timing_every: int = 2000  # mask-timing tickets every 2k steps of the dense run, as the paper
     dense_snapshot_every: int = 2000  # the shared dense run keeps snapshots this often
-    dense_steps: int = 20000  # the rate-sweep masks come from the dense run's last step...
-    dense_max_steps: int = 30000  # ...extended until every seed passed 99% test
     ticket_steps: int = 1500
-    eval_every: int = 50
-    lr: float = 1e-3
-    weight_decay: float = 1.0
 
 
 def train_tickets(
@@ -59,15 +48,11 @@ def train_tickets(
 ) -> list[list[dict]]:
     """One stacked run of tickets (rate k, mask from dense step t) × seeds; member j·S + s = entry j, seed s."""
     S, names = next(iter(init.values())).shape[0], list(init)
-    model = GrokMLP(p=cfg.p, ensemble=S * len(entries))
-    masks = [prune_members(magnitude_scores(snaps[t]), k) for k, t in entries]
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            p.copy_(G.repeat_members(init[n], len(entries)))
-    G.attach_stacked(model, {n: torch.cat([m[n] for m in masks]) for n in names})
-    hist, _ = G.train_members(
-        model, split, cfg.ticket_steps, names=names, run_dir=ctx.subdir(tag), lr=cfg.lr, weight_decay=wd,
-        eval_every=cfg.eval_every,
+    masks = [prune_members(magnitude_scores(snaps[t]), 1.0 - k) for k, t in entries]
+    model = stack_controls(lambda e: GrokMLP(p=cfg.p, ensemble=e), init, masks)
+    hist, _ = train_members(
+        model, split.train, split.test, cfg.ticket_steps, names=names, run_dir=ctx.subdir(tag), lr=cfg.lr,
+        weight_decay=wd, eval_every=cfg.eval_every,
     )  # fmt: skip
     return [hist[j * S : (j + 1) * S] for j in range(len(entries))]
 
@@ -76,26 +61,20 @@ def train_tickets(
     "grokking-tickets-sweep",
     Config,
     quick={
+        **G.QUICK_DENSE,
         "seeds": 1,
         "rates": (0.3, 0.6),
         "rates_no_wd": (0.6,),
         "timing_every": 150,
         "dense_snapshot_every": 150,
-        "dense_steps": 300,
-        "dense_max_steps": 300,
         "ticket_steps": 150,
-        "eval_every": 25,
     },
     description="Grokked tickets: t_gen vs pruning rate k (wd 1 and 0) and vs the dense step the mask is taken at",
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
     """Dense run with snapshots every `timing_every` steps; tickets for every k and every mask time."""
-    split, seeds, ident = G.modular_setup(cfg, ctx.seed)
-    _, init, dense_hist, snaps, end = G.dense_mlp_run(
-        ctx.dir.parent, split, seeds, identity=ident, dense_steps=cfg.dense_steps,
-        dense_max_steps=cfg.dense_max_steps, snapshot_every=cfg.dense_snapshot_every, lr=cfg.lr,
-        weight_decay=cfg.weight_decay, eval_every=cfg.eval_every,
-    )  # fmt: skip
+    split, _, dense = G.dense_mlp_run(cfg, ctx, snapshot_every=cfg.dense_snapshot_every)
+    init, dense_hist, snaps, end = dense.init, dense.histories, dense.snapshots, dense.steps
     times = [t for t in sorted(snaps) if t % cfg.timing_every == 0]
     wd_entries = [(k, end) for k in cfg.rates] + [(cfg.timing_rate, t) for t in times]
     with_wd = train_tickets(cfg, split, init, snaps, wd_entries, cfg.weight_decay, ctx, "tickets_wd")

@@ -21,8 +21,6 @@ cut; dense and magnitude fine-tune P epochs longer, so every method trains epoch
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,17 +28,28 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torch_pruning as tp
-from safetensors.torch import load_file
 from torch import nn
 
-from sparsenets.compact import compact, count_flops, count_params, save_compact
+from sparsenets.compact import count_flops, count_params, save_compact
 from sparsenets.errors import ConfigError, SparsenetsError
-from sparsenets.files import atomic_save_safetensors, atomic_write_bytes
-from sparsenets.groups import coupled_layouts
-from sparsenets.optim import ProxBlock, ProxOptimizer, decay_free_groups, kept_count
-from sparsenets.prox import PROXES, topk_multipliers
-from sparsenets.train import Callback, TensorBatches, Trainer, distill_loss, seed_everything
+from sparsenets.experiments.wgsef.progress import (
+    TEACHER,
+    drop_checkpoints,
+    load_progress,
+    load_snapshot,
+    save_progress,
+    save_snapshot,
+)
+from sparsenets.optim import ProxBlock, ProxOptimizer, decay_free_groups
+from sparsenets.pruning import (
+    GroupNormRegularizer,
+    coupled_blocks,
+    finish_pruning,
+    group_lasso_blocks,
+    magnitude_blocks,
+    tp_groupnorm_pruner,
+)
+from sparsenets.train import TensorBatches, Trainer, distill_loss, seed_everything, teacher_logits
 from sparsenets.train.metrics import evaluate_classifier
 
 METHODS = ("dense", "wgsef", "group_lasso", "magnitude", "tp_groupnorm")
@@ -91,16 +100,6 @@ def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     if unknown or "dense" not in methods or "wgsef" not in methods:
         raise ConfigError(f"methods must name dense, wgsef and any of {list(BASELINES)}; got {list(methods)}")
     return tuple(m for m in METHODS if m in methods)
-
-
-class _Regularize(Callback):
-    """Torch-Pruning's GroupNorm sparse-training term, added to the gradients before each step."""
-
-    def __init__(self, pruner: Any) -> None:
-        self.pruner = pruner
-
-    def after_backward(self, state: Any) -> None:
-        self.pruner.regularize(state.module)
 
 
 def _fit(
@@ -160,46 +159,6 @@ def _train_dir(save_dir: Path | None, method: str, phase: str) -> Path | None:
     return None if save_dir is None else save_dir / f"train-{method}-{phase}"
 
 
-def teacher_logits(
-    teacher: nn.Module, images: torch.Tensor, device: torch.device, precision: str, batch_size: int = 512
-) -> torch.Tensor:
-    """The fixed teacher's logits for every training image, computed once for a whole fine-tune.
-
-    The batches carry no augmentation, so an image's teacher output is the same at every step: one pass here
-    replaces a teacher forward per step (at full-width VGG that forward cost as much as the compacted student's
-    training step). Eval mode (running BatchNorm statistics) under the training's autocast.
-
-    Args:
-        teacher: the finished dense model.
-        images: (N, C, H, W) the training images.
-        device: where the teacher runs.
-        precision: the study's precision ("fp32" or "bf16"), as in training.
-        batch_size: images per teacher forward.
-
-    Returns:
-        (N, classes) float32 logits on the CPU.
-    """
-    dtype = check_precision(precision)
-    if batch_size < 1:
-        raise ConfigError(f"teacher_logits: batch_size must be >= 1; got {batch_size}")
-    teacher = teacher.to(device).eval()
-    out = []
-    with (
-        torch.no_grad(),
-        torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None),
-    ):
-        for i in range(0, images.shape[0], batch_size):
-            out.append(teacher(images[i : i + batch_size].to(device)).float().cpu())
-    return torch.cat(out)
-
-
-def _drop_checkpoints(save_dir: Path | None, method: str) -> None:
-    """A recorded method needs its training checkpoints no more (full-width VGG: ~120 MB each)."""
-    if save_dir is not None:
-        for ckpt in save_dir.glob(f"train-{method}-*/checkpoints"):
-            shutil.rmtree(ckpt, ignore_errors=True)
-
-
 def _sgd(
     model: nn.Module, lr: float, wd: float = 0.0, decay_free: Sequence[ProxBlock] = ()
 ) -> torch.optim.SGD:
@@ -208,15 +167,10 @@ def _sgd(
 
 
 def _blocks(cfg: Any, model: nn.Module, sample: torch.Tensor, lam: float, penalty: str) -> list[ProxBlock]:
-    layouts = coupled_layouts(model, sample.to(next(model.parameters()).device))
-    blocks = []
-    for lay in layouts:
-        k = kept_count(lay.m, cfg.keep, cfg.round_to)
-        lam_b = lam
-        if penalty == "group_lasso":
-            lam_b = lam * lay.m / k * float(lay.norms().mean())
-        blocks.append(ProxBlock(lay, k, lam_b, prox=PROXES.get(penalty)))
-    return blocks
+    """The study's blocks for one method: WGSEF, group lasso (λ matched per layer) or none (magnitude)."""
+    if penalty == "group_lasso":
+        return group_lasso_blocks(model, sample, cfg.keep, lam, cfg.round_to)
+    return coupled_blocks(model, sample, cfg.keep, lam, prox=penalty, round_to=cfg.round_to)
 
 
 def _accuracy(model: nn.Module, test: tuple[torch.Tensor, torch.Tensor]) -> float:
@@ -268,34 +222,23 @@ def run_seed(
     def finish(
         name: str, model: nn.Module, opt: ProxOptimizer, t0: float, extra: dict, before: bool = True
     ) -> nn.Module:
-        """Hard top-k (after recording the state `before` it), the common fine-tune, compaction, metrics."""
-        if before:
-            extra["kept_before_select"] = opt.kept()
-            extra["accuracy_before_select"] = _accuracy(model, test)
-        # every method fine-tunes alike with a fresh SGD: the compacted model's, or the masked one's (held)
-        opt.hold_mask(None if cfg.finetune_compact else _sgd(model, cfg.finetune_lr, cfg.weight_decay))
-        extra["accuracy_after_select"] = _accuracy(model, test)
-        extra["k"] = [b.k for b in opt.blocks]
-        # compacted: the same steps on the physically smaller model (~5x cheaper at 5x fewer FLOPs)
-        if cfg.finetune_compact:
-            small = _compact_checked(model, sample, test, extra).train()
-            tune_opt = _sgd(small, cfg.finetune_lr, cfg.weight_decay)
-            _fit(small, tune_opt, train, cfg, seed, device, save_dir, name, "tune-compact", soft=soft)
-            small.cpu().eval()
-            extra["kept"] = [int((lay.norms() > 0).sum()) for lay in coupled_layouts(small, sample)]
-            tuned = small
-        else:
-            _fit(model, opt, train, cfg, seed, device, save_dir, name, "tune", soft=soft)
-            extra["kept"] = opt.kept()
-            small = _compact_checked(model, sample, test, extra)
-            tuned = model
-        extra.update(
-            accuracy=_accuracy(tuned, test),
-            accuracy_compact=_accuracy(small, test),
-            params=count_params(small),
-            flops=count_flops(small, sample),
-            seconds=time.perf_counter() - t0,
+        """The shared protocol (hard top-k, fine-tune the compacted model, measure), then this study's record."""
+
+        def tune(m: nn.Module, tune_opt: Any, phase: str) -> None:
+            _fit(m, tune_opt, train, cfg, seed, device, save_dir, name, phase, soft=soft)
+
+        small, rec = finish_pruning(
+            model,
+            opt,
+            sample,
+            test[0][:256],
+            evaluate=lambda m: _accuracy(m, test),
+            finetune=tune,
+            make_optimizer=lambda m: _sgd(m, cfg.finetune_lr, cfg.weight_decay),
+            finetune_compact=cfg.finetune_compact,
+            record_before=before,
         )
+        extra.update(rec, seconds=time.perf_counter() - t0)
         out[name] = extra
         log(
             f"  seed {seed} {name}: acc {extra['accuracy']:.2f} flops {extra['flops']:.3g} "
@@ -307,10 +250,10 @@ def run_seed(
     snapshot = soft = None
     if "dense" in out:
         if warm:
-            snapshot = _load_snapshot(make_model, save_dir)
+            snapshot = load_snapshot(make_model, save_dir)
         if cfg.distill > 0 and students:
-            teacher = _load_snapshot(make_model, save_dir, _TEACHER)
-            soft = teacher_logits(teacher, train[0], device, cfg.precision)
+            teacher = load_snapshot(make_model, save_dir, TEACHER)
+            soft = teacher_logits(teacher, train[0], device, check_precision(cfg.precision))
     elif "dense" in methods:
         t0 = time.perf_counter()
         seed_everything(seed)
@@ -331,12 +274,12 @@ def run_seed(
         }
         log(f"  seed {seed} dense: acc {out['dense']['accuracy']:.2f} ({out['dense']['seconds']:.0f}s)")
         if save_dir is not None:
-            _save_snapshot(snapshot, save_dir)
-            _save_snapshot(dense, save_dir, _TEACHER)
+            save_snapshot(snapshot, save_dir)
+            save_snapshot(dense, save_dir, TEACHER)
         if cfg.distill > 0 and students:
-            soft = teacher_logits(dense, train[0], device, cfg.precision)
-        _save_progress(save_dir, seed, "dense", out)
-        _drop_checkpoints(save_dir, "dense")
+            soft = teacher_logits(dense, train[0], device, check_precision(cfg.precision))
+        save_progress(save_dir, seed, "dense", out)
+        drop_checkpoints(save_dir, "dense")
 
     # proximal methods
     def start() -> tuple[nn.Module, str]:
@@ -356,7 +299,6 @@ def run_seed(
         opt = ProxOptimizer(
             _sgd(model, cfg.lr, cfg.weight_decay, decay_free),  # the dense run's optimizer + the penalty
             blocks,
-            select=topk_multipliers,
             warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
         )
         _fit(model, opt, train, cfg, seed, device, save_dir, penalty, phase)
@@ -364,80 +306,18 @@ def run_seed(
         if penalty == "wgsef" and save_dir is not None:
             save_compact(model, save_dir / "wgsef-masked")
             save_compact(small, save_dir / "wgsef-compact")
-        _save_progress(save_dir, seed, penalty, out)  # after the saved pair: a recorded wgsef always has it
-        _drop_checkpoints(save_dir, penalty)
+        save_progress(save_dir, seed, penalty, out)  # after the saved pair: a recorded wgsef always has it
+        drop_checkpoints(save_dir, penalty)
 
     if "magnitude" in methods and "magnitude" not in out:
         _magnitude(cfg, copy.deepcopy(snapshot), sample, test, finish)  # a copy: TP may start from it too
-        _save_progress(save_dir, seed, "magnitude", out)
-        _drop_checkpoints(save_dir, "magnitude")
+        save_progress(save_dir, seed, "magnitude", out)
+        drop_checkpoints(save_dir, "magnitude")
     if "tp_groupnorm" in methods and "tp_groupnorm" not in out:
         _tp_groupnorm(cfg, *start(), sample, train, seed, device, finish, save_dir)
-        _save_progress(save_dir, seed, "tp_groupnorm", out)
-        _drop_checkpoints(save_dir, "tp_groupnorm")
+        save_progress(save_dir, seed, "tp_groupnorm", out)
+        drop_checkpoints(save_dir, "tp_groupnorm")
     return out
-
-
-_LEGACY_PROGRESS = "methods.json"  # one file per seed, written before session 7: still read
-_SNAPSHOT = "dense-snapshot.safetensors"
-_TEACHER = "dense-final.safetensors"  # the finished dense model: the distillation teacher
-_DENSE_RECORD = "method-dense.json (methods.json in runs from before session 7)"
-
-
-def _progress_files(save_dir: Path) -> list[Path]:
-    legacy = save_dir / _LEGACY_PROGRESS
-    return ([legacy] if legacy.exists() else []) + sorted(save_dir.glob("method-*.json"))
-
-
-def load_progress(save_dir: Path | None, seed: int) -> dict[str, Any]:
-    """{"seed": seed, method: metrics} for the methods a run of this seed already finished."""
-    out: dict[str, Any] = {"seed": seed}
-    for path in [] if save_dir is None or not save_dir.exists() else _progress_files(save_dir):
-        try:
-            got = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise SparsenetsError(
-                f"cannot read the progress file {path} ({err}); delete it to re-run that part of seed {seed}"
-            ) from None
-        if not isinstance(got, dict) or got.get("seed") != seed:
-            found = got.get("seed") if isinstance(got, dict) else None
-            raise SparsenetsError(f"{path} belongs to seed {found}, not {seed}; delete it or the folder")
-        out.update({k: v for k, v in got.items() if k != "seed"})
-    return out
-
-
-def _save_progress(save_dir: Path | None, seed: int, method: str, out: dict[str, Any]) -> None:
-    """Record one finished method in its own file (atomic), so parallel jobs of one seed never share a file."""
-    if save_dir is not None:
-        save_dir.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"seed": seed, method: out[method]}, indent=2, default=float)
-        atomic_write_bytes(save_dir / f"method-{method}.json", body.encode())
-
-
-def _save_snapshot(model: nn.Module, save_dir: Path, name: str = _SNAPSHOT) -> None:
-    """A dense model's weights for a resumed seed or a parallel job: after `epochs` (`_SNAPSHOT`, the magnitude
-    baseline's start) or finished (`_TEACHER`, the distillation teacher)."""
-    save_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_save_safetensors(state, save_dir / name)
-
-
-def _load_snapshot(
-    make_model: Callable[[], nn.Module], save_dir: Path | None, name: str = _SNAPSHOT
-) -> nn.Module:
-    path = None if save_dir is None else save_dir / name
-    if path is None or not path.exists():
-        raise SparsenetsError(
-            f"dense is recorded as finished but its weights {path} are missing; delete {_DENSE_RECORD} to re-run it"
-        )
-    model = make_model()
-    try:
-        model.load_state_dict(load_file(str(path)))
-    except Exception as err:  # a truncated file or another architecture: either way, re-run dense
-        raise SparsenetsError(
-            f"cannot load the dense snapshot {path} ({err}); delete it and {_DENSE_RECORD}"
-        ) from None
-    return model
 
 
 def _magnitude(
@@ -451,23 +331,11 @@ def _magnitude(
     t0 = time.perf_counter()
     opt = ProxOptimizer(
         _sgd(snapshot, cfg.finetune_lr, cfg.weight_decay),
-        _blocks(cfg, snapshot, sample, 0.0, "none"),
-        select=topk_multipliers,
+        magnitude_blocks(snapshot, sample, cfg.keep, cfg.round_to),
     )
     finish(
         "magnitude", snapshot, opt, t0, {"accuracy_before_select": _accuracy(snapshot, test)}, before=False
     )
-
-
-def _compact_checked(
-    model: nn.Module, sample: torch.Tensor, test: tuple[torch.Tensor, torch.Tensor], extra: dict
-) -> nn.Module:
-    """`compact(model)` on the CPU, recording in `extra` its max |output difference| from the masked model."""
-    model.cpu()
-    small = compact(model.eval(), sample)
-    with torch.no_grad():
-        extra["max_abs_diff"] = float((small(test[0][:256]) - model(test[0][:256])).abs().max())
-    return small
 
 
 def _tp_groupnorm(
@@ -484,19 +352,10 @@ def _tp_groupnorm(
     """Torch-Pruning's GroupNorm sparse training of `model` (its penalty phase `phase`: "train" from init or
     "prox" from the dense snapshot), then the same top-k and fine-tune."""
     t0 = time.perf_counter()
-    last = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
-    pruner = tp.pruner.GroupNormPruner(
-        model,
-        sample,
-        importance=tp.importance.GroupMagnitudeImportance(p=2),
-        reg=cfg.tp_reg,
-        ignored_layers=[last],
-    )
+    reg = GroupNormRegularizer(tp_groupnorm_pruner(model, sample, cfg.tp_reg))
     opt = _sgd(model, cfg.lr, cfg.weight_decay)
-    _fit(model, opt, train, cfg, seed, device, save_dir, "tp_groupnorm", phase, (_Regularize(pruner),))
+    _fit(model, opt, train, cfg, seed, device, save_dir, "tp_groupnorm", phase, (reg,))
     opt = ProxOptimizer(
-        _sgd(model, cfg.lr, cfg.weight_decay),
-        _blocks(cfg, model, sample, 0.0, "none"),
-        select=topk_multipliers,
+        _sgd(model, cfg.lr, cfg.weight_decay), magnitude_blocks(model, sample, cfg.keep, cfg.round_to)
     )
     finish("tp_groupnorm", model, opt, t0, {})

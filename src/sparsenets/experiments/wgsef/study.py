@@ -5,6 +5,7 @@ then the report. The WGSEF experiments (LeNet-5 / MNIST; VGG-16-BN and ResNet-18
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,14 +29,22 @@ from sparsenets.experiments.wgsef.methods import (
 )
 from sparsenets.experiments.wgsef.report import plot_and_report, summarize
 from sparsenets.optim import kept_count
-from sparsenets.runs import RunConfig, pool_map
+from sparsenets.runs import PoolConfig, RunContext, experiment, pool_map
 from sparsenets.train import check_distill
 
-__all__ = ["METHODS", "StudyConfig", "run_study"]
+__all__ = [
+    "FASHION_QUICK",
+    "METHODS",
+    "FashionStudyConfig",
+    "StudyConfig",
+    "StudySpec",
+    "register_study",
+    "run_study",
+]
 
 
 @dataclass
-class StudyConfig(RunConfig):
+class StudyConfig(PoolConfig):
     """Hyper-parameters every WGSEF study shares (its experiment module overrides the defaults of its model).
 
     Every method trains `epochs` on the dense run's optimizer with its own penalty on top, is cut to exactly the
@@ -69,7 +78,34 @@ class StudyConfig(RunConfig):
     test_limit: int = 0
     latency_repeat: int = 30
     methods: tuple[str, ...] = METHODS  # dense and wgsef always; drop baselines for a λ sweep
-    workers: int = 1  # (seed, method) jobs run in parallel processes (each on the GPU when present)
+
+
+@dataclass
+class FashionStudyConfig(StudyConfig):
+    """The Fashion-MNIST studies' defaults (VGG-16-BN and ResNet-18), scaled to a shared 2-core CPU.
+
+    The paper trains full-width VGG-16 on CIFAR-10 / Fashion-MNIST on GPUs; these defaults (width 1/8, 10k
+    training images, 3 + 1 epochs) fit a small CPU. Raise them with --set where a GPU is available.
+    """
+
+    width: float = 0.125
+    keep: float = 0.4
+    lam: float = 0.02  # seed-0 sweep 0.005-0.02 within 0.55 pt (noise); 0.01 gave less on seeds 1-3 (docs)
+    lam_group_lasso: float = 0.02
+    epochs: int = 3
+    finetune_epochs: int = 1
+    train_limit: int = 10000
+
+
+FASHION_QUICK = {  # a smoke test of the Fashion-MNIST studies: tiny width and data, two seeds
+    "width": 0.0625,
+    "epochs": 1,
+    "finetune_epochs": 1,
+    "seeds": 2,
+    "train_limit": 512,
+    "test_limit": 500,
+    "latency_repeat": 3,
+}
 
 
 def _seed_job(
@@ -139,28 +175,42 @@ def _job_order(
     return order, after
 
 
-def run_study(
-    cfg: Any,
-    ctx: Any,
-    dataset: str,
-    make_model: Callable[[], nn.Module],
-    sizes: list[int],
-    title: str,
-    claim: str,
-    flops_target: float,
-    drop_target: float,
-) -> dict[str, Any]:
-    """One WGSEF study: every method for each seed on `dataset`, then tables, figures and the claims table.
+@dataclass(frozen=True)
+class StudySpec:
+    """What one WGSEF experiment fixes: its data, model, title and the paper's claim with its targets.
+
+    Attributes:
+        dataset: the registry name of the images ("mnist", "fashion-mnist").
+        model: the model class, called as `model(width=cfg.width)` (picklable for worker processes).
+        sizes: a built model → its group count per regularized layer (for the kept-per-layer figure).
+        title: "model / data" for tables and figures.
+        claim: the paper's claim this study tests.
+        flops_target: the FLOPs reduction (×) the claims table asks for.
+        drop_target: the accuracy drop (points) the claims table allows.
+    """
+
+    dataset: str
+    model: Callable[..., nn.Module]
+    sizes: Callable[[nn.Module], list[int]]
+    title: str
+    claim: str
+    flops_target: float
+    drop_target: float
+
+
+def run_study(cfg: Any, ctx: Any, spec: StudySpec) -> dict[str, Any]:
+    """One WGSEF study: every method for each seed on `spec.dataset`, then tables, figures and the claims table.
 
     Seeds already in the run folder's per_seed.json are reused, and so are the methods a killed run recorded
     for the others (`seed-N/method-NAME.json`). Every (seed, method) pair is one job; magnitude (it starts from
-    dense), and with `cfg.distill` every sparse method, waits only for its own seed's dense job. With `cfg.workers` > 1 the jobs run in parallel processes
-    (`make_model` must then be picklable) — on a GPU, where each method's steps are launch-bound, that keeps the
-    device busy.
+    dense), and with `cfg.distill` every sparse method, waits only for its own seed's dense job. With
+    `cfg.workers` > 1 the jobs run in parallel processes — on a GPU, where each method's steps are launch-bound,
+    that keeps the device busy.
 
     Returns:
         The summary over seeds (also written to summary.json; per-seed results to per_seed.json).
     """
+    dataset, make_model = spec.dataset, functools.partial(spec.model, width=cfg.width)
     methods = check_methods(cfg.methods)  # before any training
     check_schedule(cfg.finetune_schedule)
     check_distill(cfg.distill, cfg.distill_temperature)
@@ -189,6 +239,36 @@ def run_study(
     summary["device"] = str(ctx.device)
     ctx.save_json("summary.json", summary)
     ctx.write_report(
-        plot_and_report(ctx, cfg, summary, per_seed, sizes, title, claim, flops_target, drop_target)
+        plot_and_report(
+            ctx,
+            cfg,
+            summary,
+            per_seed,
+            spec.sizes(make_model()),
+            spec.title,
+            spec.claim,
+            spec.flops_target,
+            spec.drop_target,
+        )
     )
     return summary
+
+
+def register_study(
+    name: str,
+    config_cls: type,
+    spec: StudySpec,
+    quick: dict[str, Any],
+    description: str,
+    presets: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """Register a WGSEF experiment `name` whose run is `run_study(cfg, ctx, spec)` (the three studies differ
+    only in their config defaults and their `StudySpec`)."""
+
+    def run(cfg: Any, ctx: RunContext) -> dict[str, Any]:
+        return run_study(cfg, ctx, spec)
+
+    run.__doc__ = (
+        f"Train every method for each seed on {spec.title}; write tables and figures; return the summary."
+    )
+    experiment(name, config_cls, quick=quick, description=description, presets=presets)(run)

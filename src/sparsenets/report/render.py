@@ -1,4 +1,4 @@
-"""`sparsenets report`: run folders → one Markdown page and one static HTML page with tables and plots."""
+"""Run folders → one Markdown page and one static HTML page (tables, the experiment's own fragment, figures)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import markdown
 
-from sparsenets.errors import SparsenetsError
+from sparsenets.report.plots import plot_curves
+from sparsenets.report.runs import find_runs, flatten
 from sparsenets.runs import fmt_value, md_table
 
 _CSS = (
@@ -18,79 +19,6 @@ _CSS = (
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:right}"
     "th{background:#eee}img{max-width:100%}code{background:#f4f4f4}"
 )
-
-
-def find_runs(dirs: list[Path]) -> list[Path]:
-    """Every folder under `dirs` that holds a result.json (a finished run), sorted."""
-    found: set[Path] = set()
-    for d in dirs:
-        if not d.exists():
-            raise SparsenetsError(f"{d} does not exist; pass run folders or the folder that holds them")
-        found.update(p.parent for p in d.rglob("result.json"))
-        if (d / "result.json").exists():
-            found.add(d)
-    if not found:
-        raise SparsenetsError(
-            f"no result.json under {', '.join(map(str, dirs))}; run `sparsenets run NAME` first"
-        )
-    return sorted(found)
-
-
-def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float | int | str]:
-    """Scalar leaves of a nested metrics dict, keys joined with '.' (lists are left out)."""
-    out: dict[str, float | int | str] = {}
-    for k, v in metrics.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        elif isinstance(v, bool | int | float | str) and v is not None:
-            out[key] = v
-    return out
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-
-
-def plot_curves(run: Path, dest: Path) -> Path | None:
-    """Learning curves of every metrics.jsonl under `run`: train loss and each eval metric against step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    logs = sorted(run.rglob("metrics.jsonl"))
-    if not logs:
-        return None
-    series: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
-    for log in logs:
-        label = str(log.parent.relative_to(run)) if log.parent != run else "run"
-        for rec in _read_jsonl(log):
-            for k, v in rec.items():
-                if k in ("step", "split", "lr") or not isinstance(v, int | float):
-                    continue
-                name = f"{rec.get('split', '')} {k}".strip()
-                xs, ys = series.setdefault(name, {}).setdefault(label, ([], []))
-                xs.append(rec["step"])
-                ys.append(v)
-    names = sorted(series)[:6]
-    if not names:
-        return None
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        for label, (xs, ys) in sorted(series[name].items())[:12]:
-            ax.plot(xs, ys, label=label if len(series[name]) > 1 else None)
-        ax.set_title(name)
-        ax.set_xlabel("step")
-        if "loss" in name:
-            ax.set_yscale("log")
-        if len(series[name]) > 1:
-            ax.legend(fontsize=6)
-    fig.tight_layout()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(dest, dpi=100)
-    plt.close(fig)
-    return dest
 
 
 def _section(run: Path, out: Path, index: int) -> tuple[str, list[Any]]:
@@ -109,7 +37,7 @@ def _section(run: Path, out: Path, index: int) -> tuple[str, list[Any]]:
     cfg = flatten(result.get("config", {}))
     if cfg:
         parts.append(
-            "<details><summary>config</summary>\n\n"
+            '<details markdown="1"><summary>config</summary>\n\n'
             + md_table(["key", "value"], [[k, v] for k, v in cfg.items()])
             + "\n</details>\n"
         )
