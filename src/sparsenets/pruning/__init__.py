@@ -9,6 +9,8 @@ opt = ProxOptimizer(torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), 
 small, record = finish_pruning(model, opt, x[:1], evaluate=my_accuracy, finetune=my_finetune)
 """
 
+from sparsenets.pruning import adapters  # noqa: F401  (registers the baselines)
+from sparsenets.pruning.adapter import ADAPTERS, Adapter, Sparsified, SparsifyContext, register_adapter
 from sparsenets.pruning.baselines import (
     GroupNormRegularizer,
     coupled_blocks,
@@ -19,12 +21,17 @@ from sparsenets.pruning.baselines import (
 from sparsenets.pruning.protocol import compact_checked, finish_pruning, kept_groups
 
 __all__ = [
+    "ADAPTERS",
+    "Adapter",
     "GroupNormRegularizer",
+    "Sparsified",
+    "SparsifyContext",
     "compact_checked",
     "coupled_blocks",
     "finish_pruning",
     "group_lasso_blocks",
     "kept_groups",
     "magnitude_blocks",
+    "register_adapter",
     "tp_groupnorm_pruner",
 ]

@@ -7,6 +7,7 @@ masks = prune_by_scores(magnitude_scores(snapshot(model)), keep=0.4)  # global: 
 attach_masks(model, masks, apply=False); rewind_(model, init); train(model, callbacks=[HoldMasks()])
 """
 
+from sparsenets.tickets import adapter  # noqa: F401  (registers the comparison adapter)
 from sparsenets.tickets.controls import CONTROL_KINDS, control_masks, member_norm_ratios
 from sparsenets.tickets.grokking import first_crossing, grokking_times
 from sparsenets.tickets.imp import Level, iterative_magnitude_pruning, prunable_names

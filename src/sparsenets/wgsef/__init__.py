@@ -10,6 +10,7 @@ A budget is `keep`: a ratio in (0, 1] (1.0 keeps all) or a count of groups per l
 `pruning_ratio` p is keep = 1 − p. Blocks default to the WGSEF prox and the optimizer to the exact top-k.
 """
 
+from sparsenets.wgsef import adapter  # noqa: F401  (registers the comparison adapter)
 from sparsenets.wgsef.api import ProxBlock, ProxOptimizer, blocks, decay_free_groups, kept_count, wgsef_prox
 
 __all__ = ["ProxBlock", "ProxOptimizer", "blocks", "decay_free_groups", "kept_count", "wgsef_prox"]
