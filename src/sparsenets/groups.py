@@ -309,9 +309,16 @@ def coupled_layouts(
         m = len(group[0].idxs)
         members: list[Member] = []
         for item in group:
-            members += _members_of(
-                dg, item.dep.target.module, item.dep.handler, list(item.idxs), list(item.root_idxs)
-            )
+            try:
+                members += _members_of(
+                    dg, item.dep.target.module, item.dep.handler, list(item.idxs), list(item.root_idxs)
+                )
+            except (IndexError, RuntimeError) as err:  # a coupling Torch-Pruning traced but we cannot slice
+                where = dg._module2name.get(item.dep.target.module, type(item.dep.target.module).__name__)
+                raise SparsenetsError(
+                    f"cannot group the channels of {where!r} coupled to {dg._module2name.get(root_mod)!r} "
+                    f"({type(err).__name__}: {err}); list one of them in ignored_layers"
+                ) from None
         members = _merge(members)
         layouts.append(GroupLayout(members, m, dg._module2name[root_mod]))
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}

@@ -79,9 +79,9 @@ def test_resvd_keeps_function_and_restores_orthonormality() -> None:
         layer.s.mul_(torch.rand_like(layer.s) + 0.5)
     u, v = layer.full_factors()
     assert (u.T @ u - torch.eye(9)).abs().max() > 1e-2  # not orthonormal before
-    w_before = layer.weight().detach().clone()
+    w_before = layer.weight.detach().clone()
     layer.resvd()
-    w_after = layer.weight().detach()
+    w_after = layer.weight.detach()
     assert ((w_after - w_before).norm() / w_before.norm()) <= 1e-5
     u, v = layer.full_factors()
     assert (u.T @ u - torch.eye(9)).abs().max() < 1e-5
@@ -96,7 +96,7 @@ def test_sigma_gradient_is_diag_UT_G_V_and_active_gradients_are_enhanced() -> No
     layer.set_active(torch.tensor([5, 1, 3]))
     x, target = torch.randn(6, 10), torch.randn(6, 7)
     F.mse_loss(layer(x), target).backward()
-    w = layer.weight().detach().clone().requires_grad_(True)  # dense twin
+    w = layer.weight.detach().clone().requires_grad_(True)  # dense twin
     F.mse_loss(F.linear(x, w, layer.bias.detach()), target).backward()
     g = w.grad
     u, v = layer.full_factors()

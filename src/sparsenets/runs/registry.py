@@ -32,6 +32,7 @@ class Experiment:
     quick: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    check: Callable[[Any], None] | None = None  # validates a config before anything is written
 
 
 REGISTRY: dict[str, Experiment] = {}
@@ -43,8 +44,10 @@ def experiment(
     quick: dict[str, Any] | None = None,
     description: str = "",
     presets: dict[str, dict[str, Any]] | None = None,
+    check: Callable[[Any], None] | None = None,
 ) -> Callable[[RunFn], RunFn]:
-    """Register `fn(config, ctx) -> metrics` under `name` (a decorator); `presets` maps a name to overrides."""
+    """Register `fn(config, ctx) -> metrics` under `name` (a decorator); `presets` maps a name to overrides;
+    `check(config)` raises a ConfigError for a config the run would reject, before its folder is made."""
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config of experiment {name!r} must be a dataclass")
 
@@ -63,6 +66,7 @@ def experiment(
             dict(quick or {}),
             description or (fn.__doc__ or ""),
             {p: dict(v) for p, v in (presets or {}).items()},
+            check,
         )
         return fn
 

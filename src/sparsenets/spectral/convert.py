@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from sparsenets.errors import ConfigError
+from sparsenets.spectral.base import check_untied
 from sparsenets.spectral.layer import SSTLinear
 from sparsenets.spectral.sampling import SAMPLING_MODES
-from sparsenets.spectral.targets import from_linear, restore_linears, swap_linears
+from sparsenets.spectral.targets import from_linear, restore_linears, select_linears, swap_linears
 
 
 @dataclass
@@ -56,8 +57,10 @@ def sst_convert(model: nn.Module, config: SSTConfig) -> nn.Module:
         `model`, changed in place.
 
     Raises:
-        ConfigError: a target that matches no nn.Linear, or a rank outside [1, min(in, out)] for a chosen layer.
+        ConfigError: a target that matches no nn.Linear, a rank outside [1, min(in, out)] for a chosen layer, or
+            a chosen layer whose weight is tied to another module (converting would untie it silently).
     """
+    check_untied(model, select_linears(model, config.targets))
     return swap_linears(
         model,
         config.targets,

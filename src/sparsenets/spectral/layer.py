@@ -68,8 +68,8 @@ class SSTLinear(FactoredLinear):
         """Number of singular triplets, min(in, out)."""
         return self.s.shape[0]
 
-    def weight(self) -> torch.Tensor:
-        """The dense weight U diag(s) Vᵀ, shape (out, in), differentiable in s, U_act, V_act."""
+    def compose_weight(self) -> torch.Tensor:
+        """The dense weight U diag(s) Vᵀ, shape (out, in), differentiable in s, U_act, V_act (`.weight`)."""
         frozen = (self.U * (self.s * self.frozen_mask)) @ self.V.T
         u_act, v_act = self.U_act, self.V_act
         if self.enhanced_grad and torch.is_grad_enabled():
@@ -80,7 +80,7 @@ class SSTLinear(FactoredLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) → (..., out)."""
-        return F.linear(x, self.weight(), self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     @torch.no_grad()
     def full_factors(self) -> tuple[torch.Tensor, torch.Tensor]:

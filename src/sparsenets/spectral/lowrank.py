@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsenets.errors import ConfigError
-from sparsenets.spectral.base import FactoredLinear
+from sparsenets.spectral.base import FactoredLinear, check_untied
 from sparsenets.spectral.schedule import StepSchedule, reset_optimizer_state
-from sparsenets.spectral.targets import from_linear, restore_linears, swap_linears
+from sparsenets.spectral.targets import from_linear, restore_linears, select_linears, swap_linears
 
 
 class LoRALinear(FactoredLinear):
@@ -51,8 +51,8 @@ class LoRALinear(FactoredLinear):
         self.A.copy_(a)
         self.B.zero_()
 
-    def weight(self) -> torch.Tensor:
-        """The effective dense weight W₀ + scale·BA, shape (out, in)."""
+    def compose_weight(self) -> torch.Tensor:
+        """The effective dense weight W₀ + scale·BA, shape (out, in) (`.weight`)."""
         return self.W0 + self.scale * (self.B @ self.A)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,8 +79,10 @@ def lora_convert(model: nn.Module, config: LoRAConfig) -> nn.Module:
     """Replace the targeted nn.Linear layers by LoRALinear with W₀ = their current weight (in place).
 
     Raises:
-        ConfigError: a target that matches no nn.Linear, or a rank outside [1, min(in, out)].
+        ConfigError: a target that matches no nn.Linear, a rank outside [1, min(in, out)], or a target whose
+            weight is tied to another module's.
     """
+    check_untied(model, select_linears(model, config.targets))
     return swap_linears(
         model,
         config.targets,

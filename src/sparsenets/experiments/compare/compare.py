@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file
 
 from sparsenets import data
@@ -86,7 +87,7 @@ QUICK = {  # the main job's smoke run: LeNet-5 only, one seed, 4k images, one ep
 }
 
 
-def _task(cfg: Config, name: str, device: str, progress: bool = False) -> CompressionTask:
+def _task(cfg: Config, name: str, device: str, progress: bool = True) -> CompressionTask:
     cls, width, dataset, _ = MODELS[name]
     width = cfg.vgg_width if name == "vgg" else width
     train, test = data.load(dataset, split="train"), data.load(dataset, split="test")
@@ -130,6 +131,26 @@ def _compress_job(args: tuple[Config, str, int, str, float, str, Path]) -> dict[
     return record
 
 
+@functools.lru_cache(maxsize=8)
+def _keeps_for(name: str, width: float, reductions: tuple[float, ...]) -> tuple[float, ...]:
+    """Per-layer keep ratios that give each FLOPs reduction on model `name` (cached: check and run share it)."""
+    cls, _, _, _ = MODELS[name]
+    make, example = functools.partial(cls, width=width), torch.zeros(1, 1, 28, 28)
+    keeps = tuple(keep_for_flops(make, example, r) for r in reductions)
+    if len(set(keeps)) < len(keeps) or min(keeps) <= 0.002:
+        raise ConfigError(
+            f"compare: budgets {reductions} on {name} give keep ratios {keeps}: some keep no group"
+        )
+    return keeps
+
+
+def _keeps(cfg: Config) -> dict[str, list[float]]:
+    return {
+        n: list(_keeps_for(n, cfg.vgg_width if n == "vgg" else 1.0, tuple(cfg.reductions)))
+        for n in cfg.models
+    }
+
+
 def _check(cfg: Config) -> list[str]:
     """The methods to run; one clear error for an unknown model or method or a budget that is no budget."""
     known = adapters()
@@ -148,6 +169,7 @@ def _check(cfg: Config) -> list[str]:
         )
     if cfg.seeds < 1 or cfg.epochs < 1 or cfg.sparse_epochs < 0 or cfg.finetune_epochs < 0:
         raise ConfigError("compare: seeds and epochs must be >= 1, sparse/finetune epochs >= 0")
+    _keeps(cfg)  # a budget that keeps no group fails here, before the run folder exists
     return methods
 
 
@@ -155,6 +177,7 @@ def _check(cfg: Config) -> list[str]:
     "compare",
     Config,
     quick=QUICK,
+    check=lambda cfg: _check(cfg) and None,
     description="Every compression method (WGSEF, group lasso, L1 filters, TP DepGraph, TP GroupNorm, IMP) on "
     "LeNet-5/MNIST and VGG/Fashion-MNIST at ~2x/4x/8x fewer FLOPs: accuracy, params, FLOPs, measured latency",
 )
@@ -162,14 +185,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     """Dense per (model, seed), then every method at every budget; the table, Pareto plots and records."""
     methods = _check(cfg)
     device = str(ctx.device)
-    keeps: dict[str, list[float]] = {}
+    keeps = _keeps(cfg)
     for name in cfg.models:
-        task = _task(cfg, name, device)
-        keeps[name] = [keep_for_flops(task.make_model, task.example, r) for r in cfg.reductions]
-        if len(set(keeps[name])) < len(keeps[name]) or min(keeps[name]) <= 0.002:
-            raise ConfigError(
-                f"compare: budgets {cfg.reductions} on {name} keep {keeps[name]}: some keep no group"
-            )
         ctx.log(f"{name}: FLOPs budgets {cfg.reductions} → keep ratios {keeps[name]}")
     dense_jobs, jobs = [], []
     for name in cfg.models:

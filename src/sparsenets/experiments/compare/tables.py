@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from sparsenets.compare import CompressionRecord, adapters
+from sparsenets.experiments.plotting import plain_log_ticks
 from sparsenets.runs import RunContext, md_table
 
 SPEEDUP_FLOOR = 0.7  # the bar: measured b64 speedup >= 0.7 × FLOPs reduction for structured methods
@@ -108,6 +109,7 @@ def _plot(ctx: RunContext, agg: dict, labels: dict[str, str], x_key: str, xlabel
             xs, ys, es = zip(*pts)
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=names.get(method, method))
         ax.set_xscale("log")
+        plain_log_ticks(ax.xaxis)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(labels[model])

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from sparsenets import data
+from sparsenets.experiments.plotting import plain_log_ticks
 from sparsenets.runs import RunConfig, RunContext, experiment
 from sparsenets.sdr import CSAParams, SparseyNet
 from sparsenets.sdr.patterns import move_bits
@@ -137,5 +138,6 @@ def _figure(ctx: RunContext, cfg: Config, rows: list[dict]) -> None:
         ylabel="fraction recalled exactly",
         title=f"sequence recall, length {cfg.length}",
     )
+    plain_log_ticks(ax.xaxis)  # 5, 20 rather than 5×10^0, 2×10^1
     ax.legend(fontsize=7)
     ctx.save_figure(fig, "sequence_recall")

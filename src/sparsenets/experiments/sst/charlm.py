@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsenets import data
+from sparsenets.experiments.plotting import plain_log_ticks
 from sparsenets.experiments.sst.common import (
     TextStudyConfig,
     cached_subrun,
@@ -250,9 +251,13 @@ def summarise(
         title=f"gradient norm, r = {rank}, seed {seeds[0]}",
     )
     ax[1].set(xlabel="step", ylabel="val bits/char", title="validation bpc")
-    ax[0].legend()
-    ax[1].legend()
-    ctx.save_figure(fig, "sst-charlm-gradnorm-and-bpc")
+    plain_log_ticks(ax[0].yaxis)
+    if ax[0].lines:
+        ax[0].legend()
+        ax[1].legend()
+        ctx.save_figure(fig, "sst-charlm-gradnorm-and-bpc")
+    else:  # no sub-run kept its traces (all resumed): no figure rather than empty axes
+        plt.close(fig)
     merged = [abs(r["merged_val_bpc"] - r["val_bpc"]) for r in runs if "merged_val_bpc" in r]
     metrics["max_merge_bpc_change"] = max(merged) if merged else 0.0
     ctx.write_report(

@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from sparsenets.errors import ConfigError
+from sparsenets.experiments.plotting import plain_log_ticks
 from sparsenets.runs import PoolConfig, RunContext, pool_map
 from sparsenets.spectral import GradNormTrace, cost_summary, prepare_method, steady_costs
 from sparsenets.train import Trainer
@@ -261,13 +262,18 @@ def compare_methods(
             ctx.log(f"{group} {method}: lr {lr:g}, {label} {mean:.{digits}f} ± {std:.{digits}f}")
             plot_grad_norm(ax, sel[0], method)
         ax.set(xlabel="step", ylabel="gradient norm", yscale="log", title=f"{group} (seed {seeds[0]})")
-        ax.legend()
+        plain_log_ticks(ax.yaxis)
+        if ax.lines:
+            ax.legend()
         beats, closed = versus_low_rank({c.method: c.mean for c in cells}, higher_is_better=True)
         if beats is not None:
             metrics[f"{group}_sst_beats_low_rank"] = beats
         if gap_closed and not math.isnan(closed):
             metrics[f"{group}_gap_closed"] = closed
-    ctx.save_figure(fig, figure)
+    if any(ax.lines for ax in axes[0]):
+        ctx.save_figure(fig, figure)
+    else:  # every sub-run resumed without its trace: no figure rather than empty axes
+        plt.close(fig)
     ctx.save_json("runs.json", [{k: v for k, v in r.items() if k != "grad_norm"} for r in every])
     return metrics, per_group
 

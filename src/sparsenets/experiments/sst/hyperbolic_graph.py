@@ -200,8 +200,12 @@ def run(cfg: Config, ctx: RunContext) -> dict:
         f"Both at the validation-best evaluation; {cfg.seeds} seeds at each method's best LR.\n\n{table}\n\n"
         "Paper's claim (HyboNet on Airport/Cora/Disease/PubMed, unverified): SST closes 73.7% (node "
         "classification) and 82.5% (link prediction) of the gap between low-rank methods and full rank. "
-        f"Measured: SST beats both LoRA and ReLoRA* on link prediction: "
-        f"{metrics.get('link-wormnet_sst_beats_low_rank')}; on node classification: "
-        f"{metrics.get('node-drosophila_sst_beats_low_rank')}.\n"
+        + (
+            "Measured: smoke run — no verdict.\n"  # --quick sizes only check the code
+            if ctx.quick
+            else f"Measured: SST beats both LoRA and ReLoRA* on link prediction: "
+            f"{metrics.get('link-wormnet_sst_beats_low_rank')}; on node classification: "
+            f"{metrics.get('node-drosophila_sst_beats_low_rank')}.\n"
+        )
     )
     return metrics

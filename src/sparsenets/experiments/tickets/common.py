@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from sparsenets import data
+from sparsenets.experiments.plotting import plain_log_ticks
 from sparsenets.models.grokking import GrokMLP
 from sparsenets.runs import RunConfig, RunContext
 from sparsenets.tickets import grokking_times, seeded_ensemble, snapshot, train_until_grokked
@@ -24,6 +25,7 @@ History = list[dict[str, float]]
 
 # `--quick` for the p = 67 MLP studies: a short dense run that every seed trains in seconds
 QUICK_DENSE = {"dense_steps": 300, "dense_max_steps": 300, "eval_every": 25}
+SMOKE_VERDICT = "smoke run — no verdict"  # what a --quick run writes where a full run judges a claim
 
 
 @dataclass
@@ -152,6 +154,7 @@ def curve_axes(ax, title: str) -> None:
     ax.axhline(0.95, color="grey", lw=0.6, ls=":")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    plain_log_ticks(ax.xaxis)  # last: the ticks follow the steps drawn
 
 
 def steps_and(hist: History, key: str) -> tuple[list[int], list[float]]:

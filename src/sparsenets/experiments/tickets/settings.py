@@ -184,7 +184,9 @@ def finish(
     ]
     for name in tickets:
         verdict = (
-            "yes"
+            G.SMOKE_VERDICT  # a --quick run only checks the code: no verdict on the claim
+            if ctx.quick
+            else "yes"
             if all(sooner[name])
             else f"**no** (sooner on {sum(sooner[name])} of {len(sooner[name])} seeds)"
         )

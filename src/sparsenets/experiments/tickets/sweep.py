@@ -133,6 +133,8 @@ def build_metrics(cfg: Config, rows: dict) -> dict:
 
 def plot_rates(ctx: RunContext, cfg: Config, rows: dict) -> None:
     """t_gen vs k, with and without weight decay; never-generalized runs drawn at the cap as open markers."""
+    if not rows["rate_wd"] and not rows["rate_no_wd"]:
+        return  # no rate swept: no figure rather than an empty one
     fig, ax = plt.subplots(figsize=(6.5, 4))
     cap = cfg.ticket_steps
     for i, (key, label) in enumerate(
@@ -155,6 +157,7 @@ def plot_rates(ctx: RunContext, cfg: Config, rows: dict) -> None:
         ax.axhline(dense, color="k", ls="--", lw=1, label=f"dense (k=0): {dense:,.0f}")
     ax.axhline(cap, color="grey", ls=":", lw=1, label=f"cap {cap:,} (x = never)")
     ax.set_yscale("log")
+    G.plain_log_ticks(ax.yaxis)
     ax.set_xlabel("pruning rate k (fraction removed)")
     ax.set_ylabel("t_gen (first step > 95% test)")
     ax.set_title("grokked ticket: steps to generalize vs k")
@@ -165,6 +168,8 @@ def plot_rates(ctx: RunContext, cfg: Config, rows: dict) -> None:
 
 def plot_timing(ctx: RunContext, cfg: Config, rows: dict) -> None:
     """t_gen of k=0.6 tickets against the dense step their mask was taken at."""
+    if not rows["timing"]:
+        return  # no mask time swept: no figure rather than an empty one
     fig, ax = plt.subplots(figsize=(6.5, 4))
     cap = cfg.ticket_steps
     ts = list(rows["timing"])
@@ -183,6 +188,7 @@ def plot_timing(ctx: RunContext, cfg: Config, rows: dict) -> None:
         if r["t_gen"] is not None:
             ax.axvline(r["t_gen"], color=f"C{s + 1}", ls="--", lw=0.8, label=f"dense t_gen, seed {s}")
     ax.set_yscale("log")
+    G.plain_log_ticks(ax.yaxis)
     ax.set_xlabel("dense step the mask was taken at")
     ax.set_ylabel("ticket t_gen")
     ax.set_title(f"mask timing (k={cfg.timing_rate}); x = never within {cap:,} steps")

@@ -6,7 +6,14 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+from torch import nn
+
+from sparsenets.experiments.plotting import plain_log_ticks
 from sparsenets.experiments.wgsef.methods import BASELINES, METHODS
+
+SMOKE_VERDICT = "smoke run — no verdict"
+"""The verdict cell of a `--quick` run: its sizes only check the code, so no claim is judged."""
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -66,12 +73,18 @@ def plot_and_report(
     claim: str,
     flops_target: float,
     drop_target: float,
+    layer_names: Sequence[str] | None = None,
 ) -> str:
-    """Figures (accuracy vs FLOPs, kept groups per layer) and the Markdown fragment for the report."""
+    """Figures (accuracy vs FLOPs, kept groups per layer) and the Markdown fragment for the report.
+
+    `layer_names` label the kept-per-layer bars (default "layer 1", "layer 2", ...). A smoke run (`ctx.quick`)
+    writes `SMOKE_VERDICT` in the verdict column: its sizes are too small to judge the paper's claim.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter, LogLocator
 
     fig, ax = plt.subplots(figsize=(6, 4))
     methods = [m for m in METHODS if m in summary]
@@ -88,6 +101,9 @@ def plot_and_report(
             label=name,
         )
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 300k, 1M rather than 3 × 10^5
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))  # few minor labels: they never collide
+    ax.xaxis.set_minor_formatter(EngFormatter(sep=""))
     ax.set_xlabel("FLOPs per image (compacted model)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{title}: accuracy vs FLOPs ({len(per_seed)} seeds)")
@@ -95,21 +111,7 @@ def plot_and_report(
     ax.legend(fontsize=8)
     ctx.save_figure(fig, "accuracy_vs_flops")
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    idx = list(range(len(layer_sizes)))
-    band = [statistics.mean(r["wgsef"]["kept_before_select"][i] for r in per_seed) for i in idx]
-    ax.bar([i - 0.3 for i in idx], layer_sizes, width=0.2, label="dense (m)")
-    if "group_lasso" in summary:
-        gl_band = [statistics.mean(r["group_lasso"]["kept_before_select"][i] for r in per_seed) for i in idx]
-        ax.bar([i - 0.1 for i in idx], gl_band, width=0.2, label="group lasso, nonzero before top-k")
-    ax.bar([i + 0.1 for i in idx], band, width=0.2, label="WGSEF, nonzero before top-k")
-    ax.bar([i + 0.3 for i in idx], summary["wgsef"]["kept"], width=0.2, label="kept = k (after top-k)")
-    ax.set_yscale("log")
-    ax.set_xlabel("regularized layer")
-    ax.set_ylabel("groups (filters / neurons)")
-    ax.set_title(f"{title}: kept groups per layer")
-    ax.legend(fontsize=7)
-    ctx.save_figure(fig, "kept_per_layer")
+    _kept_figure(ctx, plt, summary, per_seed, layer_sizes, title, layer_names)
 
     d = summary["dense"]
     ms = summary["measure"]
@@ -179,7 +181,7 @@ def plot_and_report(
         ),
         "",
         "Latency rows: NCHW, the PyTorch default, for both models; channels-last rows time copies of both models "
-        "in that layout; the verdicts below give both NCHW and each model in its faster layout.",
+        "in that layout; the claims table below gives both NCHW and each model in its faster layout.",
         "",
         f"Max |compacted − masked| output over all sparse runs: "
         f"{max(summary[n]['max_abs_diff'] for n in methods if n != 'dense'):.2e}.",
@@ -188,17 +190,23 @@ def plot_and_report(
     flops_red = d["flops"] / w["flops"]
     drop = d["accuracy_mean"] - w["accuracy_mean"]
     best_base = max((summary[n]["accuracy_mean"] for n in baselines), default=float("nan"))
+
+    def verdict(ok: bool, otherwise: str = "not met") -> str:
+        return SMOKE_VERDICT if ctx.quick else "met" if ok else otherwise
+
     lines += [
         "| claim | target | measured | verdict |",
         "|---|---|---|---|",
-        f"| paper: {claim} | — | see rows below | (no paper table numbers available; judged against our baselines) |",
-        f"| FLOPs reduction | ≥ {flops_target:g}× | {flops_red:.2f}× | {'met' if flops_red >= flops_target else 'not met'} |",
-        f"| accuracy drop vs dense | ≤ {drop_target:g} pt | {drop:+.2f} pt | {'met' if drop <= drop_target else 'not met'} |",
+        f"| paper: {claim} | — | see rows below | "
+        + (SMOKE_VERDICT if ctx.quick else "(no paper table numbers available; judged against our baselines)")
+        + " |",
+        f"| FLOPs reduction | ≥ {flops_target:g}× | {flops_red:.2f}× | {verdict(flops_red >= flops_target)} |",
+        f"| accuracy drop vs dense | ≤ {drop_target:g} pt | {drop:+.2f} pt | {verdict(drop <= drop_target)} |",
         f"| WGSEF ≥ every baseline at the same FLOPs | ≥ {best_base:.2f} | {w['accuracy_mean']:.2f} | "
-        f"{'met' if w['accuracy_mean'] >= best_base else 'not met' if baselines else 'no baseline run'} |",
+        f"{verdict(w['accuracy_mean'] >= best_base, 'not met' if baselines else 'no baseline run')} |",
         *(
             f"| batch-64 speedup ≥ 0.7 × FLOPs reduction, {how} | ≥ {0.7 * ms['flops_reduction']:.2f}× | "
-            f"{ms[key]:.2f}× | {'met' if ms[key] >= 0.7 * ms['flops_reduction'] else 'not met'} |"
+            f"{ms[key]:.2f}× | {verdict(ms[key] >= 0.7 * ms['flops_reduction'])} |"
             for key, how in (
                 ("speedup_b64", "both NCHW"),
                 ("speedup_best_b64", 'each model in its faster layout (`compact(memory_format="auto")`)'),
@@ -208,6 +216,72 @@ def plot_and_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def layer_labels(model: nn.Module, sizes: Sequence[int], example: torch.Tensor) -> list[str]:
+    """A short name per regularized layer, for the kept-per-layer figure: "conv1", "fc1" for a plain
+    `nn.Sequential`, else the root layer's module name ("blocks.2.conv1"); "layer i" when the coupled layouts
+    do not line up with `sizes`.
+
+    Args:
+        model: a freshly built model of the study.
+        sizes: its group count per regularized layer (the study's `StudySpec.sizes`).
+        example: one input batch the model accepts (for tracing its coupled layers).
+    """
+    from sparsenets.groups import coupled_layouts
+
+    layouts = coupled_layouts(model, example)
+    if [lay.m for lay in layouts] != list(sizes):
+        return [f"layer {i + 1}" for i in range(len(sizes))]
+    modules = dict(model.named_modules())
+    counts: dict[str, int] = {}
+    labels = []
+    for lay in layouts:
+        if not lay.name.isdigit():  # a named submodule says more than a running count
+            labels.append(lay.name)
+            continue
+        kind = "conv" if isinstance(modules.get(lay.name), nn.Conv2d) else "fc"
+        counts[kind] = counts.get(kind, 0) + 1
+        labels.append(f"{kind}{counts[kind]}")
+    return labels
+
+
+def _kept_figure(
+    ctx: Any,
+    plt: Any,
+    summary: dict[str, Any],
+    per_seed: list[dict[str, Any]],
+    layer_sizes: list[int],
+    title: str,
+    layer_names: Sequence[str] | None,
+) -> None:
+    """Groups per layer: dense m, nonzero before the hard top-k (WGSEF, group lasso), and k kept; one labelled
+    x tick per layer. Nothing is written when there is no layer to draw."""
+    if not layer_sizes or "kept" not in summary.get("wgsef", {}):
+        return
+    names = list(layer_names) if layer_names and len(layer_names) == len(layer_sizes) else None
+    names = names or [f"layer {i + 1}" for i in range(len(layer_sizes))]
+    idx = list(range(len(layer_sizes)))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(idx) + 2.5), 3.8))
+    ax.bar([i - 0.3 for i in idx], layer_sizes, width=0.2, label="dense (m)")
+    if "group_lasso" in summary and all("kept_before_select" in r["group_lasso"] for r in per_seed):
+        gl_band = [statistics.mean(r["group_lasso"]["kept_before_select"][i] for r in per_seed) for i in idx]
+        ax.bar([i - 0.1 for i in idx], gl_band, width=0.2, label="group lasso, nonzero before top-k")
+    if all("kept_before_select" in r["wgsef"] for r in per_seed):
+        band = [statistics.mean(r["wgsef"]["kept_before_select"][i] for r in per_seed) for i in idx]
+        ax.bar([i + 0.1 for i in idx], band, width=0.2, label="WGSEF, nonzero before top-k")
+    ax.bar([i + 0.3 for i in idx], summary["wgsef"]["kept"], width=0.2, label="kept = k (after top-k)")
+    ax.set_xticks(idx)
+    long = len(idx) > 6 or max(len(n) for n in names) > 6
+    ax.set_xticklabels(names, rotation=40 if long else 0, ha="right" if long else "center", fontsize=8)
+    ax.set_xlim(-0.6, len(idx) - 0.4)
+    ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis)  # 10, 100 rather than 10^1, 10^2
+    ax.set_xlabel("regularized layer")
+    ax.set_ylabel("groups (filters / neurons)")
+    ax.set_title(f"{title}: kept groups per layer")
+    ax.legend(fontsize=7)
+    ctx.save_figure(fig, "kept_per_layer")
 
 
 def _rounding(cfg: Any) -> str:

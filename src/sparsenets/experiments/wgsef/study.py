@@ -27,7 +27,7 @@ from sparsenets.experiments.wgsef.methods import (
     load_progress,
     run_seed,
 )
-from sparsenets.experiments.wgsef.report import plot_and_report, summarize
+from sparsenets.experiments.wgsef.report import layer_labels, plot_and_report, summarize
 from sparsenets.optim import kept_count
 from sparsenets.runs import PoolConfig, RunContext, experiment, pool_map
 from sparsenets.train import check_distill
@@ -238,17 +238,20 @@ def run_study(cfg: Any, ctx: Any, spec: StudySpec) -> dict[str, Any]:
     summary = summarize(per_seed)
     summary["device"] = str(ctx.device)
     ctx.save_json("summary.json", summary)
+    model = make_model()
+    sizes = spec.sizes(model)
     ctx.write_report(
         plot_and_report(
             ctx,
             cfg,
             summary,
             per_seed,
-            spec.sizes(make_model()),
+            sizes,
             spec.title,
             spec.claim,
             spec.flops_target,
             spec.drop_target,
+            layer_names=layer_labels(model, sizes, torch.zeros(1, 1, 28, 28)),  # both datasets: 28×28 gray
         )
     )
     return summary
