@@ -10,7 +10,7 @@ import pytest
 
 from sparsenets import cli
 
-TINY = ["train_limit=512", "test_limit=200", 'methods=["wgsef","l1_filter","imp"]', "reductions=[2.0,4.0]",
+TINY = ["train_limit=512", "test_limit=200", 'methods=["wgsef","l1_filter","imp"]', "reductions=[2.0,4.0]", "workers=2",
         "latency_repeat=2"]  # fmt: skip
 
 
@@ -36,7 +36,7 @@ def test_compare_quick_writes_records_table_and_pareto_plots(tmp_path) -> None:
     for r in records:
         assert r["kept"] == r["budgeted"]
     report = (out / "report.md").read_text()
-    assert report.startswith("## The comparison — smoke run (no verdict)")
+    assert report.startswith("**LeNet-5-Caffe / MNIST** (smoke run: one seed, no verdict)")
     assert "meets" not in report and "misses" not in report  # no verdict from a smoke run
     assert (out / "figures" / "pareto-flops.png").stat().st_size > 5000
     assert (out / "figures" / "pareto-latency.png").stat().st_size > 5000

@@ -137,7 +137,9 @@ def test_a_compare_run_leads_the_page(tmp_path: Path) -> None:
     assert "The comparison" in page.split('id="overview"')[0]
     # its main figure (pareto-flops), then the comparison table, before anything else
     first = page.split('<section id="compare-full"')[1]
-    assert first.index("pareto-flops") < first.index("<table>") < first.index("More text")
+    # the lead's table and main figure sit side by side in one row, before the rest of its text
+    row = first[first.index("lead-row") : first.index("More text")]
+    assert "<table>" in row and "pareto-flops" in row
     assert first.index("pareto-flops") < first.index("pareto-latency")
 
 

@@ -11,26 +11,11 @@ Adapters register themselves from their packages (`sparsenets.pruning.adapters` 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from pathlib import Path
-
-import sparsenets
 from sparsenets.compare.budget import architecture_at_keep, flops_at_keep, keep_for_flops
+from sparsenets.compare.discover import adapters
 from sparsenets.compare.protocol import budget_counts, compress, measure_budget, train_dense
 from sparsenets.compare.record import CompressionRecord
 from sparsenets.compare.task import CompressionTask
-from sparsenets.pruning import ADAPTERS, Adapter
-
-
-def adapters() -> dict[str, Adapter]:
-    """Every registered compression adapter by name (imports each `sparsenets.<package>.adapter` module)."""
-    root = Path(sparsenets.__file__).parent
-    for mod in pkgutil.iter_modules([str(root)]):
-        if mod.ispkg and (root / mod.name / "adapter.py").exists():
-            importlib.import_module(f"sparsenets.{mod.name}.adapter")
-    return dict(ADAPTERS)
-
 
 __all__ = [
     "CompressionRecord",

@@ -10,12 +10,13 @@ from torch import nn
 
 from sparsenets.compact import count_flops, count_params, measure
 from sparsenets.compare.budget import architecture_at_keep
+from sparsenets.compare.discover import adapters
 from sparsenets.compare.record import CompressionRecord
 from sparsenets.compare.task import CompressionTask
 from sparsenets.errors import ConfigError
 from sparsenets.groups import coupled_layouts
 from sparsenets.optim import kept_count
-from sparsenets.pruning import ADAPTERS, SparsifyContext, finish_pruning, kept_groups
+from sparsenets.pruning import SparsifyContext, finish_pruning, kept_groups
 from sparsenets.train import seed_everything
 
 Weights = dict[str, torch.Tensor]
@@ -69,9 +70,10 @@ def compress(
         dense: `train_dense`'s (trained weights, θ0, dense accuracy).
         round_to: kept counts rounded to a multiple of this.
     """
-    if method not in ADAPTERS:
-        raise ConfigError(f"unknown compression method {method!r}; known: {', '.join(sorted(ADAPTERS))}")
-    adapter = ADAPTERS[method]
+    known = adapters()  # a spawned worker has imported no method package yet
+    if method not in known:
+        raise ConfigError(f"unknown compression method {method!r}; known: {', '.join(sorted(known))}")
+    adapter = known[method]
     t0 = time.perf_counter()
     state, init, acc_dense = dense
     seed_everything(seed)

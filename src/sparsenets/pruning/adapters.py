@@ -55,7 +55,7 @@ class L1Filter(Adapter):
 class TPDepGraph(Adapter):
     """Torch-Pruning one-shot: group L2 importance per DepGraph group, exactly the budgeted count kept."""
 
-    name, label = "tp_depgraph", "TP DepGraph one-shot"
+    name, label = "tp_depgraph", "TP DepGraph"
 
     def sparsify(self, ctx: SparsifyContext) -> Sparsified:
         model = ctx.dense.cpu().eval()

@@ -28,6 +28,9 @@ tbody tr:nth-child(even) td{background:#fbfcfd}
 code{background:var(--soft);padding:0 .25em;border-radius:3px;font-size:.92em}
 img{max-width:100%;height:auto}
 .main-figure img{max-width:min(100%,780px);max-height:460px;border:1px solid var(--line);border-radius:4px}
+.lead-row{display:flex;gap:1.2em;align-items:flex-start;flex-wrap:wrap}
+.lead-row .lead-table table{font-size:12.5px;margin-top:0}.lead-row .lead-table td{padding:.12em .45em}
+.lead-row .main-figure{flex:1 1 340px}.lead-row .main-figure img{max-width:100%;max-height:560px}
 .figures img{max-width:calc(50% - .6em);margin:0 .5em .5em 0;vertical-align:top;border:1px solid var(--line)}
 .meta{color:var(--mute);font-size:13px;margin:.1em 0 .6em}
 .badge{display:inline-block;font-size:.62em;font-weight:600;vertical-align:middle;padding:.12em .6em;

@@ -158,9 +158,14 @@ def section(group: Group, assets: Path, index: int) -> list[Part]:
     figure = (
         f"<div class='main-figure' markdown='1'>\n\n{_copy(main, assets, stem)}\n\n</div>\n" if main else ""
     )
-    # the page's lead shows its figure above its (long) table, so both start on the first screen
     table: Part = Fragment(lead) if lead else ""
-    out += [figure, table] if group.lead else [table, figure]
+    if (
+        group.lead and figure and lead
+    ):  # the page's lead: table and figure side by side, both on the first screen
+        out += ["<div class='lead-row' markdown='1'>\n<div class='lead-table' markdown='1'>\n", table,
+                "</div>\n", figure, "</div>\n"]  # fmt: skip
+    else:
+        out += [table, figure]
     if len(group.runs) > 1:
         out.append(f"**{len(group.runs)} runs, headline metrics per seed:**\n\n{_seeds_table(group)}")
     elif not lead and headline(group):

@@ -20,7 +20,7 @@ class IMPAdapter(Adapter):
     """Unstructured IMP with rewinding to θ0 ("imp_rounds" rounds, default 1; each retrains "imp_epochs", by
     default as long as the dense reference trains in all)."""
 
-    name, label = "imp", "IMP + rewinding (unstructured)"
+    name, label = "imp", "IMP (unstructured)"
     structured, fine_tunes = False, False
 
     def sparsify(self, ctx: SparsifyContext) -> Sparsified:

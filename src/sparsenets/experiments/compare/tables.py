@@ -57,34 +57,30 @@ def aggregate(
     return out
 
 
-def _table(agg: dict, model: str, label: str, keeps: list[float], reductions: tuple[float, ...]) -> str:
+def _acc(mean: float, std: float, seeds: int) -> str:
+    return f"{mean:.2f} ± {std:.2f}" if seeds > 1 else f"{mean:.2f}"
+
+
+def _table(
+    agg: dict, model: str, label: str, keeps: list[float], reductions: tuple[float, ...], note: str
+) -> str:
     names = {n: a.label for n, a in adapters().items()}
     rows = []
     dense = [v for (m, _, _), v in agg.items() if m == model]
     if dense:
         d = dense[0]
-        rows.append(["dense", "—", f"{d['accuracy_dense']:.2f} ± {d['accuracy_dense_std']:.2f}", "1.00×", "1.00×",
-                     f"{d['latency_b64_dense_ms']:.2f} ms", "1.00×", "—"])  # fmt: skip
+        rows.append(["dense", "—", _acc(d["accuracy_dense"], d["accuracy_dense_std"], d["seeds"]), "1.00×", "1.00×",
+                     f"{d['latency_b64_dense_ms']:.2f} ms", "1.00×"])  # fmt: skip
     for keep, red in zip(keeps, reductions):
         for (m, method, k), v in sorted(agg.items(), key=lambda kv: (kv[0][1] != "wgsef", kv[0][1])):
             if m != model or k != keep:
                 continue
-            speed = f"{v['speedup_b64']:.2f}×" if v["structured"] else "— (masks only)"
-            rows.append([names.get(method, method), f"~{red:g}× (keep {keep:g})",
-                         f"{v['accuracy']:.2f} ± {v['accuracy_std']:.2f}", f"{v['flops_reduction']:.2f}×",
-                         f"{v['params_reduction']:.2f}×", f"{v['latency_b64_ms']:.2f} ms", speed,
-                         "/".join(map(str, v["kept"]))])  # fmt: skip
-    header = [
-        "method",
-        "FLOPs budget",
-        "accuracy %",
-        "FLOPs ↓",
-        "params ↓",
-        "b64 latency",
-        "b64 speedup",
-        "kept",
-    ]
-    return f"### {label}\n\n" + md_table(header, rows)
+            speed = f"{v['speedup_b64']:.2f}×" if v["structured"] else "— (masks)"
+            rows.append([names.get(method, method), f"~{red:g}× ({keep:g})",
+                         _acc(v["accuracy"], v["accuracy_std"], v["seeds"]), f"{v['flops_reduction']:.2f}×",
+                         f"{v['params_reduction']:.2f}×", f"{v['latency_b64_ms']:.2f} ms", speed])  # fmt: skip
+    header = ["method", "budget (keep)", "accuracy %", "FLOPs ↓", "params ↓", "b64 latency", "b64 speedup"]
+    return f"**{label}** ({note})\n\n" + md_table(header, rows)
 
 
 def _plot(ctx: RunContext, agg: dict, labels: dict[str, str], x_key: str, xlabel: str, name: str) -> None:
@@ -144,13 +140,14 @@ def write_tables(
     """Write the comparison table (report.md), the two Pareto figures and return the run's metrics."""
     agg = aggregate(records, latency)
     seeds = max((v["seeds"] for v in agg.values()), default=0)
-    title = "## The comparison" + (" — smoke run (no verdict)" if ctx.quick else f" — {seeds} seed(s)")
-    parts = [title, "Every method at the same budgets on the same dense model per seed; kept = groups per "
-             "prunable layer (IMP: weights, at keep² of them). Latency: median CPU forward of a batch of 64, "
-             "dense and compacted timed interleaved after all training; structured methods at one budget share "
-             "the same layer widths, so one measurement serves them."]  # fmt: skip
-    parts += [_table(agg, m, labels[m], keeps[m], reductions[m]) for m in labels]
-    parts += ["### Verdicts", "\n".join(f"- {v}" for v in verdicts(agg, ctx.quick))]
+    seeds_note = "smoke run: one seed, no verdict" if ctx.quick else f"{seeds} seed(s), mean ± std"
+    parts = [_table(agg, m, labels[m], keeps[m], reductions[m], seeds_note) for m in labels]
+    parts += ["Every method at the same budgets on the same dense model per seed (the dense reference trains as "
+              "long as every method); each record (records.json) lists the groups kept per prunable layer (IMP: its "
+              "weights, keep² of them), always exactly the budget. Latency: "
+              "median CPU forward of a batch of 64, dense and compacted timed interleaved after all training; "
+              "structured methods at one budget share the same layer widths, so one measurement serves them.",
+              "### Verdicts", "\n".join(f"- {v}" for v in verdicts(agg, ctx.quick))]  # fmt: skip
     ctx.write_report("\n\n".join(parts) + "\n")
     _plot(ctx, agg, labels, "flops", "FLOPs relative to dense (log)", "pareto-flops")
     _plot(ctx, agg, labels, "latency", "batch-64 CPU latency, ms (log)", "pareto-latency")
