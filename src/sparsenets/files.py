@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from sparsenets.errors import SparsenetsError
+
 
 def sha256_file(path: Path | str) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
@@ -63,3 +65,11 @@ def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path | str) 
         _fsync_replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_json(path: Path | str, what: str, fix: str) -> Any:
+    """The parsed JSON of `path`; one SparsenetsError "WHAT PATH is missing or unreadable (...); FIX" else."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SparsenetsError(f"{what} {path} is missing or unreadable ({err}); {fix}") from None

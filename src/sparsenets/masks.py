@@ -28,7 +28,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from sparsenets.errors import SparsenetsError
-from sparsenets.files import atomic_write_bytes, sha256_bytes, sha256_json
+from sparsenets.files import atomic_write_bytes, read_json, sha256_bytes, sha256_json
 from sparsenets.surgery import owner as owner_of
 from sparsenets.train.callbacks import Callback, TrainState
 
@@ -276,12 +276,7 @@ def load_masks(path: Path | str) -> tuple[Masks, dict[str, Any]]:
     st, js = _mask_paths(path)
     if not st.exists():
         raise SparsenetsError(f"no mask file {st}; write one with sparsenets.masks.save_masks")
-    try:
-        sidecar = json.loads(js.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SparsenetsError(
-            f"mask sidecar {js} is missing or unreadable ({err}); save the masks again"
-        ) from None
+    sidecar = read_json(js, "mask sidecar", "save the masks again")
     if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
         raise SparsenetsError(f"{js} is not a {FORMAT} sidecar (no checksums); save the masks again")
     claimed = sidecar.pop("sidecar_sha256", None)

@@ -29,8 +29,9 @@ def task_and_dense() -> tuple[CompressionTask, tuple]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(192, 1, 12, 12, generator=g)
     y = (x[:, 0, :6].mean((1, 2)) > 0).long() + (x[:, 0, 6:].mean((1, 2)) > 0).long()
-    task = CompressionTask("tiny", "synthetic", TinyCNN, train=(x[:128], y[:128]), test=(x[128:], y[128:]),
-                           epochs=1, sparse_epochs=1, finetune_epochs=1, batch_size=32, latency_repeat=2)  # fmt: skip
+    task = CompressionTask(model_name="tiny", dataset="synthetic", make_model=TinyCNN, train=(x[:128], y[:128]),
+                           test=(x[128:], y[128:]), epochs=1, sparse_epochs=1, finetune_epochs=1, batch_size=32,
+                           latency_repeat=2)  # fmt: skip
     return task, train_dense(task, seed=0)
 
 

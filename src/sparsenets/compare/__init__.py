@@ -1,6 +1,6 @@
 """The comparison: every compression method on the same models, one record, one protocol.
 
-    task = CompressionTask("lenet5", "mnist", LeNet5, train=(x, y), test=(xt, yt))
+    task = CompressionTask(model_name="lenet5", dataset="mnist", make_model=LeNet5, train=(x, y), test=(xt, yt))
     dense = train_dense(task, seed=0)                              # once per model and seed
     for method in adapters():                                      # every registered adapter
         record = compress(method, task, keep=0.5, seed=0, dense=dense)   # a CompressionRecord
@@ -15,11 +15,12 @@ from sparsenets.compare.budget import architecture_at_keep, flops_at_keep, keep_
 from sparsenets.compare.discover import adapters
 from sparsenets.compare.protocol import budget_counts, compress, measure_budget, train_dense
 from sparsenets.compare.record import CompressionRecord
-from sparsenets.compare.task import CompressionTask
+from sparsenets.compare.task import CompressionTask, TrainRecipe
 
 __all__ = [
     "CompressionRecord",
     "CompressionTask",
+    "TrainRecipe",
     "adapters",
     "architecture_at_keep",
     "budget_counts",

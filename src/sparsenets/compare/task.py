@@ -15,20 +15,36 @@ from sparsenets.train.metrics import evaluate_classifier
 
 
 @dataclass
-class CompressionTask:
-    """One model on one data set with the shared recipe (SGD with momentum 0.9 throughout).
+class TrainRecipe:
+    """The training recipe every compression method shares (SGD with momentum 0.9 throughout).
 
     Attributes:
-        model_name: the model's label in records ("lenet5", "vgg16bn-w0.25", ...).
-        dataset: the data set's label in records.
-        make_model: builds the model at its initialisation (call after seeding).
-        train: (images (N, C, H, W), labels (N,)) training data.
-        test: (images (M, C, H, W), labels (M,)) held-out data for accuracy.
         epochs: dense training epochs.
         sparse_epochs: epochs of every adapter's sparsifying phase (penalty training; the one-shot methods
             fine-tune this much longer, so every method trains epochs + sparse_epochs + finetune_epochs).
         finetune_epochs: epochs of the fine-tune after the exact selection.
         batch_size, lr, finetune_lr, weight_decay: the SGD recipe.
+    """
+
+    epochs: int = 3
+    sparse_epochs: int = 1
+    finetune_epochs: int = 1
+    batch_size: int = 128
+    lr: float = 0.05
+    finetune_lr: float = 0.01
+    weight_decay: float = 5e-4
+
+
+@dataclass(kw_only=True)
+class CompressionTask(TrainRecipe):
+    """One model on one data set with the shared `TrainRecipe` (all fields by keyword).
+
+    Attributes:
+        model_name: the model's label in records ("lenet5", "vgg", ...).
+        dataset: the data set's label in records.
+        make_model: builds the model at its initialisation (call after seeding).
+        train: (images (N, C, H, W), labels (N,)) training data.
+        test: (images (M, C, H, W), labels (M,)) held-out data for accuracy.
         options: per-method hyper-parameters passed to adapters (e.g. {"wgsef_lam": 0.005}).
         device: where training runs (measurements always on the CPU).
         progress: progress bars on training loops.
@@ -40,17 +56,14 @@ class CompressionTask:
     make_model: Callable[[], nn.Module]
     train: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
-    epochs: int = 2
-    sparse_epochs: int = 1
-    finetune_epochs: int = 1
-    batch_size: int = 128
-    lr: float = 0.05
-    finetune_lr: float = 0.01
-    weight_decay: float = 5e-4
     options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     progress: bool = False
     latency_repeat: int = 20
+
+    def recipe(self) -> TrainRecipe:
+        """The recipe part of the task."""
+        return TrainRecipe(**{f: getattr(self, f) for f in TrainRecipe.__dataclass_fields__})
 
     @property
     def example(self) -> torch.Tensor:

@@ -17,7 +17,7 @@ import numpy as np
 
 from sparsenets.data.sources import cache_dir
 from sparsenets.errors import SparsenetsError
-from sparsenets.files import atomic_write_bytes, sha256_bytes
+from sparsenets.files import atomic_write_bytes, read_json, sha256_bytes
 
 STAMP = "stamp.json"
 FORMAT = "sparsenets-arrays/1"
@@ -57,12 +57,7 @@ def read_stamp(folder: Path) -> dict | None:
     path = folder / STAMP
     if not path.exists():
         return None
-    try:
-        stamp = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SparsenetsError(
-            f"{path} is unreadable ({err}); reinstall with: sparsenets data install"
-        ) from None
+    stamp = read_json(path, "data stamp", "reinstall with: sparsenets data install")
     if (
         not isinstance(stamp, dict)
         or stamp.get("format") != FORMAT

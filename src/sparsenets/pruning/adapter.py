@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from sparsenets.errors import ConfigError
-from sparsenets.optim import ProxOptimizer
+from sparsenets.optim import ProxBlock, ProxOptimizer
 from sparsenets.train.callbacks import Callback
 
 # train(model, optimizer, epochs, callbacks): the caller's training loop on its data (batches, loss, device)
@@ -62,6 +62,19 @@ class SparsifyContext:
             momentum=0.9,
             weight_decay=self.weight_decay,
         )
+
+    def prox_train(
+        self,
+        blocks: Sequence[ProxBlock],
+        params: Any = None,
+        callbacks: Sequence[Callback] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> Sparsified:
+        """Train `dense` for `epochs` with a ProxOptimizer over `blocks` (their prox after every SGD step;
+        `callbacks` add e.g. a regularizer's gradient) and hand it to the protocol for the exact top-k."""
+        opt = ProxOptimizer(self.sgd(self.dense, params=params), blocks)
+        self.train(self.dense, opt, self.epochs, callbacks)
+        return Sparsified(self.dense, optimizer=opt, extra=dict(extra or {}))
 
     def option(self, name: str, default: Any) -> Any:
         """A per-method hyper-parameter, or its default."""

@@ -81,13 +81,9 @@ class GroupLasso(Adapter):
     sparse_training = True
 
     def sparsify(self, ctx: SparsifyContext) -> Sparsified:
-        model = ctx.dense
         lam = ctx.option("group_lasso_lam", 0.003)
-        opt = ProxOptimizer(
-            ctx.sgd(model), group_lasso_blocks(model, ctx.example, ctx.keep, lam, ctx.round_to)
-        )
-        ctx.train(model, opt, ctx.epochs, ())
-        return Sparsified(model, optimizer=opt, extra={"lam": [b.lam for b in opt.blocks]})
+        blocks = group_lasso_blocks(ctx.dense, ctx.example, ctx.keep, lam, ctx.round_to)
+        return ctx.prox_train(blocks, extra={"lam": [b.lam for b in blocks]})
 
 
 @register_adapter
@@ -98,12 +94,8 @@ class TPGroupNorm(Adapter):
     sparse_training = True
 
     def sparsify(self, ctx: SparsifyContext) -> Sparsified:
-        model = ctx.dense
-        reg = GroupNormRegularizer(tp_groupnorm_pruner(model, ctx.example, ctx.option("tp_reg", 1e-3)))
-        ctx.train(model, ctx.sgd(model), ctx.epochs, (reg,))
-        return Sparsified(
-            model,
-            optimizer=ProxOptimizer(
-                ctx.sgd(model), magnitude_blocks(model, ctx.example, ctx.keep, ctx.round_to)
-            ),
+        reg = GroupNormRegularizer(tp_groupnorm_pruner(ctx.dense, ctx.example, ctx.option("tp_reg", 1e-3)))
+        # blocks with no penalty: plain SGD plus TP's regulariser, then the exact top-k by group norm
+        return ctx.prox_train(
+            magnitude_blocks(ctx.dense, ctx.example, ctx.keep, ctx.round_to), callbacks=(reg,)
         )

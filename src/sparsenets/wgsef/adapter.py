@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparsenets.optim import ProxOptimizer, decay_free_groups
+from sparsenets.optim import decay_free_groups
 from sparsenets.pruning.adapter import Adapter, Sparsified, SparsifyContext, register_adapter
 from sparsenets.wgsef.api import blocks
 
@@ -15,10 +15,7 @@ class WGSEFAdapter(Adapter):
     sparse_training = True
 
     def sparsify(self, ctx: SparsifyContext) -> Sparsified:
-        model = ctx.dense
         lam = ctx.option("wgsef_lam", 0.005)
-        wgsef_blocks = blocks(model, ctx.example, ctx.keep, lam, round_to=ctx.round_to)
-        params = decay_free_groups(model, wgsef_blocks, ctx.weight_decay)
-        opt = ProxOptimizer(ctx.sgd(model, params=params), wgsef_blocks)
-        ctx.train(model, opt, ctx.epochs, ())
-        return Sparsified(model, optimizer=opt, extra={"lam": lam})
+        wgsef_blocks = blocks(ctx.dense, ctx.example, ctx.keep, lam, round_to=ctx.round_to)
+        params = decay_free_groups(ctx.dense, wgsef_blocks, ctx.weight_decay)
+        return ctx.prox_train(wgsef_blocks, params=params, extra={"lam": lam})

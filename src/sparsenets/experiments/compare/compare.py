@@ -17,6 +17,7 @@ from sparsenets import data
 from sparsenets.compare import (
     CompressionRecord,
     CompressionTask,
+    TrainRecipe,
     adapters,
     compress,
     keep_for_flops,
@@ -36,8 +37,9 @@ MODELS = {  # name → (model class, width, data set, label)
 
 
 @dataclass
-class Config(PoolConfig):
-    """Hyper-parameters of `compare` (the recipe every method shares; docs/methods/compare.md).
+class Config(PoolConfig, TrainRecipe):
+    """Hyper-parameters of `compare`: the shared `TrainRecipe` (epochs, sparse/fine-tune epochs, SGD) plus these
+    (docs/methods/compare.md).
 
     Attributes:
         models: which of MODELS to run.
@@ -45,7 +47,6 @@ class Config(PoolConfig):
         reductions: FLOPs budgets as reduction factors; each becomes the per-layer keep ratio that gives it.
         seeds: seeds per model (the run's seed up).
         vgg_seeds: seeds for the VGG model (it costs more; at most `seeds`).
-        epochs, sparse_epochs, finetune_epochs: dense training; each method's sparsifying phase; fine-tune.
         train_limit, test_limit: images used (0: all).
         vgg_width, vgg_train_limit: the VGG model's width multiplier and training images (0: all).
         wgsef_lam, group_lasso_lam, tp_reg, imp_rounds: per-method hyper-parameters.
@@ -57,13 +58,6 @@ class Config(PoolConfig):
     reductions: tuple[float, ...] = (2.0, 4.0, 8.0)
     seeds: int = 3
     vgg_seeds: int = 1
-    epochs: int = 3
-    sparse_epochs: int = 1
-    finetune_epochs: int = 1
-    batch_size: int = 128
-    lr: float = 0.05
-    finetune_lr: float = 0.01
-    weight_decay: float = 5e-4
     train_limit: int = 0
     test_limit: int = 0
     vgg_width: float = 0.125
@@ -93,14 +87,12 @@ def _task(cfg: Config, name: str, device: str, progress: bool = True) -> Compres
     train, test = data.load(dataset, split="train"), data.load(dataset, split="test")
     limit = cfg.vgg_train_limit if name == "vgg" and cfg.vgg_train_limit else cfg.train_limit
     n, m = limit or len(train.y), cfg.test_limit or len(test.y)
+    recipe = {f: getattr(cfg, f) for f in TrainRecipe.__dataclass_fields__}
+    options = {"wgsef_lam": cfg.wgsef_lam, "group_lasso_lam": cfg.group_lasso_lam, "tp_reg": cfg.tp_reg}
     return CompressionTask(
-        name, dataset, functools.partial(cls, width=width),
-        train=(train.x[:n], train.y[:n]), test=(test.x[:m], test.y[:m]), epochs=cfg.epochs,
-        sparse_epochs=cfg.sparse_epochs, finetune_epochs=cfg.finetune_epochs, batch_size=cfg.batch_size,
-        lr=cfg.lr, finetune_lr=cfg.finetune_lr, weight_decay=cfg.weight_decay, device=device, progress=progress,
-        options={"wgsef_lam": cfg.wgsef_lam, "group_lasso_lam": cfg.group_lasso_lam, "tp_reg": cfg.tp_reg,
-                 "imp_rounds": cfg.imp_rounds},
-        latency_repeat=cfg.latency_repeat,
+        **recipe, model_name=name, dataset=dataset, make_model=functools.partial(cls, width=width),
+        train=(train.x[:n], train.y[:n]), test=(test.x[:m], test.y[:m]), device=device, progress=progress,
+        options={**options, "imp_rounds": cfg.imp_rounds}, latency_repeat=cfg.latency_repeat,
     )  # fmt: skip
 
 

@@ -111,7 +111,7 @@ def plot_and_report(
     ax.legend(fontsize=8)
     ctx.save_figure(fig, "accuracy_vs_flops")
 
-    _kept_figure(ctx, plt, summary, per_seed, layer_sizes, title, layer_names)
+    _kept_figure(ctx, summary, per_seed, list(zip(_names(layer_names, len(layer_sizes)), layer_sizes)), title)
 
     d = summary["dense"]
     ms = summary["measure"]
@@ -246,21 +246,23 @@ def layer_labels(model: nn.Module, sizes: Sequence[int], example: torch.Tensor) 
     return labels
 
 
+def _names(layer_names: Sequence[str] | None, n: int) -> list[str]:
+    """Tick labels for n layers: the given names when they fit, else "layer i"."""
+    if layer_names and len(layer_names) == n:
+        return list(layer_names)
+    return [f"layer {i + 1}" for i in range(n)]
+
+
 def _kept_figure(
-    ctx: Any,
-    plt: Any,
-    summary: dict[str, Any],
-    per_seed: list[dict[str, Any]],
-    layer_sizes: list[int],
-    title: str,
-    layer_names: Sequence[str] | None,
+    ctx: Any, summary: dict[str, Any], per_seed: list[dict[str, Any]], layers: list, title: str
 ) -> None:
     """Groups per layer: dense m, nonzero before the hard top-k (WGSEF, group lasso), and k kept; one labelled
-    x tick per layer. Nothing is written when there is no layer to draw."""
-    if not layer_sizes or "kept" not in summary.get("wgsef", {}):
+    x tick per layer (`layers`: (name, m) pairs). Nothing is written when there is no layer to draw."""
+    import matplotlib.pyplot as plt
+
+    if not layers or "kept" not in summary.get("wgsef", {}):
         return
-    names = list(layer_names) if layer_names and len(layer_names) == len(layer_sizes) else None
-    names = names or [f"layer {i + 1}" for i in range(len(layer_sizes))]
+    names, layer_sizes = [n for n, _ in layers], [m for _, m in layers]
     idx = list(range(len(layer_sizes)))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(idx) + 2.5), 3.8))
     ax.bar([i - 0.3 for i in idx], layer_sizes, width=0.2, label="dense (m)")
