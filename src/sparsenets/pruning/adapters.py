@@ -77,8 +77,7 @@ class TPDepGraph(Adapter):
 class GroupLasso(Adapter):
     """SSL group lasso by proximal SGD from the dense model, then the exact top-k."""
 
-    name, label = "group_lasso", "group lasso (SSL)"
-    sparse_training = True
+    name, label, sparse_training = "group_lasso", "group lasso (SSL)", True
 
     def sparsify(self, ctx: SparsifyContext) -> Sparsified:
         lam = ctx.option("group_lasso_lam", 0.003)
@@ -90,8 +89,7 @@ class GroupLasso(Adapter):
 class TPGroupNorm(Adapter):
     """Torch-Pruning's GroupNorm sparse training from the dense model, then the exact top-k by group norm."""
 
-    name, label = "tp_groupnorm", "TP GroupNorm"
-    sparse_training = True
+    name, label, sparse_training = "tp_groupnorm", "TP GroupNorm", True
 
     def sparsify(self, ctx: SparsifyContext) -> Sparsified:
         reg = GroupNormRegularizer(tp_groupnorm_pruner(ctx.dense, ctx.example, ctx.option("tp_reg", 1e-3)))

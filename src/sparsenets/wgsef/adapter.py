@@ -11,11 +11,10 @@ from sparsenets.wgsef.api import blocks
 class WGSEFAdapter(Adapter):
     """WGSEF (λ from the option "wgsef_lam", default 0.005; no weight decay on its tensors, as the spec advises)."""
 
-    name, label = "wgsef", "WGSEF"
-    sparse_training = True
+    name, label, sparse_training = "wgsef", "WGSEF", True
 
     def sparsify(self, ctx: SparsifyContext) -> Sparsified:
-        lam = ctx.option("wgsef_lam", 0.005)
-        wgsef_blocks = blocks(ctx.dense, ctx.example, ctx.keep, lam, round_to=ctx.round_to)
-        params = decay_free_groups(ctx.dense, wgsef_blocks, ctx.weight_decay)
-        return ctx.prox_train(wgsef_blocks, params=params, extra={"lam": lam})
+        wgsef_blocks = blocks(ctx.dense, ctx.example, ctx.keep, ctx.option("wgsef_lam", 0.005), ctx.round_to)
+        # the spec: no weight decay on the tensors the envelope regularizes (it holds its own ridge)
+        free = decay_free_groups(ctx.dense, wgsef_blocks, ctx.weight_decay)
+        return ctx.prox_train(wgsef_blocks, params=free, extra={"lam": wgsef_blocks[0].lam})

@@ -54,19 +54,19 @@ class Config(PoolConfig, TrainRecipe):
     """
 
     models: tuple[str, ...] = ("lenet5", "vgg")
-    methods: tuple[str, ...] = ()
-    reductions: tuple[float, ...] = (2.0, 4.0, 8.0)
     seeds: int = 3
     vgg_seeds: int = 1
+    methods: tuple[str, ...] = ()  # empty: every registered adapter
     train_limit: int = 0
     test_limit: int = 0
+    reductions: tuple[float, ...] = (2.0, 4.0, 8.0)
     vgg_width: float = 0.125
     vgg_train_limit: int = 10000
-    wgsef_lam: float = 0.005
+    latency_repeat: int = 30
+    wgsef_lam: float = 0.005  # the per-method hyper-parameters follow
     group_lasso_lam: float = 0.003
     tp_reg: float = 1e-3
     imp_rounds: int = 1
-    latency_repeat: int = 30
 
 
 QUICK = {  # the main job's smoke run: LeNet-5 only, one seed, 4k images, one epoch per phase
