@@ -88,3 +88,25 @@ def test_adding_an_adapter_needs_only_its_own_registration(task_and_dense) -> No
         assert compress("first_k_test", task, keep=0.5, seed=0, dense=dense).kept == [4, 6, 8]
     finally:
         ADAPTERS.pop("first_k_test")
+
+
+class SwappedHalves(nn.Module):
+    """A conv whose output halves are swapped by chunk + cat: no group layout fits it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.head = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 4, 1), nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, v = self.a(x).chunk(2, 1)
+        return self.head(self.b(torch.cat([v, u], 1)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("method", ["wgsef", "l1_filter"])
+def test_a_model_no_adapter_can_compact_is_one_clear_error(method: str, task_and_dense) -> None:
+    from sparsenets.errors import SparsenetsError
+
+    task, _ = task_and_dense
+    bad = dataclasses.replace(task, model_name="swapped", make_model=SwappedHalves)
+    with pytest.raises(SparsenetsError, match=r"channels of 'a'|coupled channel groups"):
+        compress(method, bad, keep=0.5, seed=0, dense=train_dense(bad, seed=0))
