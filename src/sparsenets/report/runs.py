@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsenets.errors import SparsenetsError
+from sparsenets.files import CorruptFileError, read_checked_json
 
 
 @dataclass
@@ -57,12 +58,8 @@ def find_runs(dirs: list[Path]) -> list[Path]:
 
 def load_run(path: Path) -> Run:
     """Read one run folder (result.json, report.md, figures/); a damaged result.json is a clear error."""
-    try:
-        result = json.loads((path / "result.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SparsenetsError(f"{path / 'result.json'} is unreadable ({e}); rerun that experiment") from e
-    if not isinstance(result, dict):
-        raise SparsenetsError(f"{path / 'result.json'} is not a JSON object; rerun that experiment")
+    fix = "move it aside and rerun that experiment (it resumes from its last checkpoint), or leave it out"
+    result = read_checked_json(path / "result.json", "result file", fix)  # torn, garbled or changed: one line
     seed = result.get("seed")
     seconds = result.get("seconds")
     figures = sorted(p for p in (path / "figures").glob("*.png") if p.stat().st_size > 0)
@@ -102,5 +99,25 @@ def flatten(metrics: dict[str, Any], prefix: str = "", lists: bool = False) -> d
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file (blank lines skipped)."""
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    """The records of a JSON-lines file (blank lines skipped; a torn last line, left by a kill, dropped).
+
+    Raises:
+        SparsenetsError: a line other than the last is not a JSON object (one line naming it).
+    """
+    try:
+        lines = path.read_bytes().decode().split("\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CorruptFileError(f"{path} is unreadable ({e}); move it aside") from None
+    records = []
+    for i, ln in enumerate(lines):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict):
+            records.append(rec)
+        elif i != len(lines) - 1:  # only the last line can be torn by a kill; anything else is damage
+            raise CorruptFileError(f"{path} line {i + 1} is not a JSON record (corrupt); move it aside")
+    return records

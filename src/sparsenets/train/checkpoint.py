@@ -1,8 +1,10 @@
 """Atomic, resumable checkpoints: tensors in safetensors, everything else in a JSON sidecar that is written last.
 
 A checkpoint of step s is the pair `ckpt-s.safetensors` + `ckpt-s.json`. Each file is written to a temporary name,
-fsynced and renamed, and the sidecar records the sha256 of the tensor file, so a run killed at any instant leaves
-either a complete checkpoint or none, and a damaged one is detected rather than half-loaded.
+fsynced and renamed, so a run killed at any instant leaves either a complete checkpoint or none. Both files are
+verified on load: the sidecar records the tensor file's sha256 and its own (over its canonical JSON), the tensor
+file's metadata repeats the step and the hash of the sidecar's state tree, and the tensor file's name must be the
+one of that step in the same folder. A damaged checkpoint is reported, never deleted, never half-loaded.
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from sparsenets.errors import CheckpointError
-from sparsenets.files import atomic_save_safetensors, atomic_write_bytes, sha256_file
+from sparsenets.files import (
+    atomic_save_safetensors,
+    atomic_write_bytes,
+    dead_temp_files,
+    sha256_file,
+    sha256_json,
+)
 
 _TENSOR = "__tensor__"
 _NAME = re.compile(r"ckpt-(\d+)\.json$")
@@ -68,6 +77,10 @@ def join_tensors(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
+def _st_name(step: int) -> str:
+    return f"ckpt-{step:09d}.safetensors"
+
+
 def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Save `state` (nested dicts of tensors and JSON values) as checkpoint `step`; keep the newest `keep`.
 
@@ -76,16 +89,47 @@ def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int
     """
     directory.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
-    tree = split_tensors(state, "s", tensors)
-    st_path = directory / f"ckpt-{step:09d}.safetensors"
-    atomic_save_safetensors(tensors, st_path)
+    tree = json.loads(json.dumps(split_tensors(state, "s", tensors)))  # hash exactly what a reader will parse
+    st_path = directory / _st_name(step)
+    # the tensor file names its step and the sidecar's tree, so a sidecar of another step cannot pair with it
+    atomic_save_safetensors(tensors, st_path, metadata={"step": str(step), "tree_sha256": sha256_json(tree)})
     meta = {"step": step, "tensors": st_path.name, "sha256": sha256_file(st_path), "state": tree}
+    meta["sidecar_sha256"] = sha256_json(meta)
     js_path = directory / f"ckpt-{step:09d}.json"
     atomic_write_bytes(js_path, json.dumps(meta).encode())
     for old in sorted(_steps(directory))[:-keep]:
-        for suffix in (".json", ".safetensors"):
-            (directory / f"ckpt-{old:09d}{suffix}").unlink(missing_ok=True)
+        _remove(directory, old)
     return js_path
+
+
+def _delete(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _remove(directory: Path, step: int) -> None:
+    # the sidecar first: a kill in between leaves an orphan tensor file (swept later), never a sidecar without one
+    _delete(directory / f"ckpt-{step:09d}.json")
+    _delete(directory / _st_name(step))
+
+
+def sweep_orphans(directory: Path) -> list[Path]:
+    """Delete what a killed writer left in `directory`: tensor files without their sidecar (a kill between the two
+    renames, or inside rotation) and temp files of dead processes. Never a file that belongs to a checkpoint.
+
+    Returns:
+        The deleted paths.
+    """
+    removed = []
+    if not directory.is_dir():
+        return removed
+    for st in directory.glob("ckpt-*.safetensors"):
+        if not st.with_suffix(".json").exists():
+            _delete(st)
+            removed.append(st)
+    for tmp in dead_temp_files(directory, "ckpt-"):
+        _delete(tmp)
+        removed.append(tmp)
+    return removed
 
 
 def _steps(directory: Path) -> list[int]:
@@ -98,6 +142,36 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return directory / f"ckpt-{max(steps):09d}.json" if steps else None
 
 
+def read_sidecar(sidecar: Path) -> dict[str, Any]:
+    """The verified sidecar of a checkpoint (its own hash, its step against its name, its tensor file's name).
+
+    Raises:
+        CheckpointError: one line saying what is wrong and what to do.
+    """
+    hint = _hint(sidecar)
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {sidecar} is corrupt ({e.__class__.__name__}); {hint}") from None
+    if not isinstance(meta, dict) or "sidecar_sha256" not in meta:
+        raise CheckpointError(f"checkpoint {sidecar} is corrupt (no sidecar_sha256); {hint}")
+    rest = {k: v for k, v in meta.items() if k != "sidecar_sha256"}
+    if meta["sidecar_sha256"] != sha256_json(rest):
+        raise CheckpointError(f"checkpoint {sidecar} is corrupt (fails its sidecar_sha256 check); {hint}")
+    m, step = _NAME.search(sidecar.name), meta.get("step")
+    own = m is not None and isinstance(step, int) and step == int(m.group(1))
+    if not own or meta.get("tensors") != _st_name(step):
+        # a sidecar may only name its own step's tensor file in its own folder (no paths out of the run)
+        raise CheckpointError(
+            f"checkpoint {sidecar} is corrupt (its step or tensor file is not its own); {hint}"
+        )
+    return meta
+
+
+def _hint(sidecar: Path) -> str:
+    return f"move {sidecar.parent} aside to start over, or move this checkpoint aside to resume from an earlier one"
+
+
 def load_checkpoint(sidecar: Path) -> tuple[int, dict[str, Any]]:
     """Load and verify a checkpoint.
 
@@ -105,22 +179,26 @@ def load_checkpoint(sidecar: Path) -> tuple[int, dict[str, Any]]:
         (step, state) with tensors on CPU.
 
     Raises:
-        CheckpointError: the sidecar is not valid JSON, the tensor file is missing, or its checksum differs.
+        CheckpointError: the sidecar is damaged or not this step's, the tensor file is missing, its checksum or
+            metadata differs, or the two files do not belong together.
     """
-    hint = (
-        f"move {sidecar.parent} aside to start over, or delete this checkpoint to resume from an earlier one"
-    )
-    try:
-        meta = json.loads(sidecar.read_text())
-        st_path = sidecar.parent / meta["tensors"]
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"checkpoint {sidecar} is corrupt ({e.__class__.__name__}); {hint}") from e
+    meta = read_sidecar(sidecar)
+    hint, step = _hint(sidecar), meta["step"]
+    st_path = sidecar.parent / meta["tensors"]
     if not st_path.is_file():
         raise CheckpointError(f"checkpoint {sidecar} has no tensor file {st_path.name}; {hint}")
     if sha256_file(st_path) != meta.get("sha256"):
         raise CheckpointError(f"checkpoint {st_path} fails its sha256 check (corrupt or truncated); {hint}")
     try:
+        with safe_open(str(st_path), "pt") as f:
+            stamp = f.metadata() or {}
         tensors = load_file(str(st_path))
     except Exception as e:
-        raise CheckpointError(f"checkpoint {st_path} cannot be read ({e}); {hint}") from e
-    return int(meta["step"]), join_tensors(meta["state"], tensors)
+        raise CheckpointError(f"checkpoint {st_path} cannot be read ({e}); {hint}") from None
+    if stamp.get("step") != str(step) or stamp.get("tree_sha256") != sha256_json(meta["state"]):
+        raise CheckpointError(f"checkpoint {sidecar} and {st_path.name} do not belong together; {hint}")
+    try:
+        state = join_tensors(meta["state"], tensors)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {sidecar} refers to a tensor it lacks ({e}); {hint}") from None
+    return step, state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sys
 import warnings
@@ -17,10 +18,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sparsenets.errors import SparsenetsError
+from sparsenets.files import CorruptFileError, sha256_bytes
 from sparsenets.train import dist
 from sparsenets.train.batches import Batch, to_device
 from sparsenets.train.callbacks import Callback, TrainState
-from sparsenets.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from sparsenets.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, sweep_orphans
 
 FINITE_CHECK_EVERY = 64  # steps between host reads of a NaN/inf flag on a GPU (trainer loss, prox norms)
 
@@ -144,8 +146,19 @@ class Trainer:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    @property
+    def _log_path(self) -> Path | None:
+        return self.run_dir / "metrics.jsonl" if self.run_dir is not None else None
+
+    def _log_stamp(self) -> dict[str, Any]:
+        # the log as of this checkpoint: a resume cuts it back to these bytes and checks they are unchanged
+        path = self._log_path
+        data = path.read_bytes() if path is not None and path.exists() else b""
+        return {"bytes": len(data), "sha256": sha256_bytes(data)}
+
     def _state(self, step: int) -> dict[str, Any]:
         return {
+            "log": self._log_stamp(),
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -157,14 +170,20 @@ class Trainer:
         }
 
     def save(self, step: int) -> None:
-        """Write a checkpoint of everything needed to continue from `step` (rank 0 only)."""
+        """Write a checkpoint of everything needed to continue from `step` (rank 0 only); never of non-finite
+        weights."""
+        self._verify_weights(step)
         if self._ckpt_dir is not None and self.info.is_main:
             save_checkpoint(self._ckpt_dir, step, self._state(step))
         dist.barrier()
 
     def _resume(self) -> int:
+        if self._ckpt_dir is not None and self.info.is_main:
+            sweep_orphans(self._ckpt_dir)  # debris of a kill inside a save or its rotation
         sidecar = latest_checkpoint(self._ckpt_dir) if self._ckpt_dir is not None else None
         if sidecar is None:
+            # a run killed before its first checkpoint starts over: so does its log
+            self._truncate_log(0, {"bytes": 0, "sha256": sha256_bytes(b"")})
             return 0
         step, state = load_checkpoint(sidecar)
         self.module.load_state_dict(state["model"])
@@ -176,16 +195,24 @@ class Trainer:
         _set_rng_state(state["rng"])
         self._loss_sum, self._loss_n = state["loss_acc"]
         self.history = list(state["history"])
-        self._truncate_log(step)
+        self._truncate_log(step, state.get("log"))
         return step
 
-    def _truncate_log(self, step: int) -> None:
-        """Drop log lines written after the checkpoint, so a resumed log equals an uninterrupted one."""
-        path = self.run_dir / "metrics.jsonl" if self.run_dir is not None else None
+    def _truncate_log(self, step: int, stamp: dict[str, Any] | None) -> None:
+        """Cut metrics.jsonl back to its bytes at the checkpoint (dropping later and torn lines), so a resumed log
+        equals an uninterrupted one; a log that lost or changed lines before the checkpoint is an error."""
+        path = self._log_path
         if path is None or not path.exists() or not self.info.is_main:
             return
-        kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in kept))
+        data = path.read_bytes()
+        n = int(stamp["bytes"]) if stamp is not None else len(data)
+        if len(data) < n or (stamp is not None and sha256_bytes(data[:n]) != stamp["sha256"]):
+            raise CorruptFileError(
+                f"{path} was truncated or changed before step {step}, where the run's checkpoint was taken; "
+                f"move {self.run_dir} aside to start over (nothing was changed)"
+            )
+        if len(data) > n:
+            os.truncate(path, n)
 
     # ------------------------------------------------------------------------------------------------ loop
     def evaluate(self, state: TrainState) -> dict[str, float]:
@@ -266,6 +293,8 @@ class Trainer:
             bar.update(1)
         bar.close()
         state.step = self.steps
+        if start < self.steps:  # weights that turned NaN on the last steps must not end the run as a success
+            self._verify_weights(self.steps)
         if start < self.steps or not self.history or self.history[-1]["step"] != self.steps:
             self.evaluate(state)
         for cb in self.callbacks:
@@ -284,6 +313,16 @@ class Trainer:
                 "lower the learning rate or check the data (checkpoints before that step are kept)"
             )
         self._verified = done
+
+    def _verify_weights(self, step: int) -> None:
+        """Raise if any parameter is NaN or inf (one host read); buffers are skipped, since some hold -inf on
+        purpose (attention masks). Every DDP rank holds the same weights, so all raise together."""
+        flags = [torch.isfinite(p.detach()).all() for p in self.module.parameters() if p.is_floating_point()]
+        if flags and not bool(torch.stack(flags).all()):
+            raise SparsenetsError(
+                f"weights became NaN or inf by step {step} (not checkpointed); lower the learning rate or check "
+                "the data (checkpoints before that step are kept)"
+            )
 
     def _lr(self) -> float:
         lr = self.optimizer.param_groups[0].get("lr", math.nan)

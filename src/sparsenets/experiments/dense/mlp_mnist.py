@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from sparsenets import data
+from sparsenets.errors import ConfigError
 from sparsenets.models import MLP
 from sparsenets.runs import RunContext, experiment
 from sparsenets.train import TensorBatches, Trainer
@@ -29,10 +31,25 @@ class Config:
     train_limit: int = 0  # 0: all 60000 training images
 
 
+MNIST_TRAIN = 60000
+
+
+def _check(cfg: Config) -> None:
+    """OneCycleLR needs its warm-up (10% of the steps) to last more than one step."""
+    n = min(cfg.train_limit or MNIST_TRAIN, MNIST_TRAIN)
+    steps = cfg.epochs * math.ceil(n / cfg.batch_size)
+    if steps <= 10:
+        raise ConfigError(
+            f"mlp-mnist: {steps} training steps are too few for its one-cycle LR schedule (it needs more than 10); "
+            "raise epochs or train_limit"
+        )
+
+
 @experiment(
     "mlp-mnist",
     Config,
     quick={"epochs": 1, "eval_every": 100, "checkpoint_every": 100},
+    check=_check,
     description="Dense MLP on real MNIST (the foundation's end-to-end check)",
 )
 def run(cfg: Config, ctx: RunContext) -> dict:
