@@ -129,7 +129,8 @@ def test_there_are_at_least_40_malformed_cases() -> None:
 
 
 def test_a_batch_larger_than_the_data_fails_inside_the_run_and_leaves_no_folder(tmp_path, capsys) -> None:
-    # the data's size is known only inside the run: the runner's folder is removed again by the CLI
+    # refused by the experiment's own check (or, for experiments without one, inside the run: the CLI then
+    # removes the folder it created)
     code, err = invoke(
         ["run", "mlp-mnist", "--set", "batch_size=100000", "--out", str(tmp_path / "r" / "s")], capsys
     )

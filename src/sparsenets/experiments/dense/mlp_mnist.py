@@ -37,6 +37,8 @@ MNIST_TRAIN = 60000
 def _check(cfg: Config) -> None:
     """OneCycleLR needs its warm-up (10% of the steps) to last more than one step."""
     n = min(cfg.train_limit or MNIST_TRAIN, MNIST_TRAIN)
+    if cfg.batch_size > n:
+        raise ConfigError(f"mlp-mnist: batch_size {cfg.batch_size} exceeds the {n} training images; lower it")
     steps = cfg.epochs * math.ceil(n / cfg.batch_size)
     if steps <= 10:
         raise ConfigError(
