@@ -162,8 +162,10 @@ def measure_budget(
     change the time).
 
     Returns:
-        `sparsenets.compact.measure`'s dict (latency_b{1,64}_{dense,compact}, speedup_b{1,64}, params, FLOPs).
+        `sparsenets.compact.measure`'s dict: NCHW latency_b{1,64}_{dense,compact} and speedup_b{1,64}, the
+        channels-last ones (latency_cl_*), and speedup_best_b{1,64} (each model in its faster layout, what
+        `compact(memory_format="auto")` hands back).
     """
     dense = task.make_model().cpu().eval()
     small = architecture_at_keep(dense, task.example, keep, round_to)
-    return measure(dense, small, task.example.cpu(), repeat=repeat, layouts="default")
+    return measure(dense, small, task.example.cpu(), repeat=repeat, layouts="both")

@@ -46,7 +46,9 @@ def aggregate(
             "kept": rs[0].kept,
         }
         quiet = (latency or {}).get(f"{key[0]}/{key[2]:g}")
-        if quiet is not None:
+        if (
+            quiet is not None
+        ):  # both models in the default (NCHW) layout, timed interleaved on a quiet machine
             t = out[key]
             t["latency_b64_dense_ms"] = 1e3 * quiet["latency_b64_dense"]
             if t["structured"]:
@@ -145,8 +147,9 @@ def write_tables(
     parts += ["Every method at the same budgets on the same dense model per seed (the dense reference trains as "
               "long as every method); each record (records.json) lists the groups kept per prunable layer (IMP: its "
               "weights, keep² of them), always exactly the budget. Latency: "
-              "median CPU forward of a batch of 64, dense and compacted timed interleaved after all training; "
-              "structured methods at one budget share the same layer widths, so one measurement serves them.",
+              "median CPU forward (one thread) of a batch of 64, dense and compacted both in NCHW, timed interleaved "
+              "after all training (channels-last times are in latency.json); structured methods at one budget "
+              "share the same layer widths, so one measurement serves them.",
               "### Verdicts", "\n".join(f"- {v}" for v in verdicts(agg, ctx.quick))]  # fmt: skip
     ctx.write_report("\n\n".join(parts) + "\n")
     _plot(ctx, agg, labels, "flops", "FLOPs relative to dense (log)", "pareto-flops")
