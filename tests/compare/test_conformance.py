@@ -60,6 +60,9 @@ def test_bad_method_and_incomplete_record_get_one_clear_error(task_and_dense) ->
     task, dense = task_and_dense
     with pytest.raises(ConfigError, match="unknown compression method 'magnitud'"):
         compress("magnitud", task, keep=0.5, seed=0, dense=dense)
+    for bad in (1.5, 0.0, 2, True):
+        with pytest.raises(ConfigError, match="keep must be a ratio in"):
+            compress("wgsef", task, keep=bad, seed=0, dense=dense)
     from sparsenets.errors import SparsenetsError
 
     with pytest.raises(SparsenetsError, match="record lacks"):

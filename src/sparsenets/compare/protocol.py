@@ -74,6 +74,8 @@ def compress(
     if method not in known:
         raise ConfigError(f"unknown compression method {method!r}; known: {', '.join(sorted(known))}")
     adapter = known[method]
+    if isinstance(keep, bool) or not isinstance(keep, float) or not 0 < keep <= 1:
+        raise ConfigError(f"compress: keep must be a ratio in (0, 1] of each layer's groups; got {keep!r}")
     t0 = time.perf_counter()
     state, init, acc_dense = dense
     seed_everything(seed)

@@ -21,15 +21,11 @@ from sparsenets.prox import topk_mask
 from sparsenets.pruning.adapter import Adapter, Sparsified, SparsifyContext, register_adapter
 from sparsenets.pruning.baselines import (
     GroupNormRegularizer,
+    classifier,
     group_lasso_blocks,
     magnitude_blocks,
     tp_groupnorm_pruner,
 )
-
-
-def classifier(model: nn.Module) -> nn.Module:
-    """The last Linear/Conv2d: its outputs are the classes, never pruned."""
-    return [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
 
 
 @register_adapter

@@ -71,16 +71,20 @@ def group_lasso_blocks(
     return blocks
 
 
+def classifier(model: nn.Module) -> nn.Module:
+    """The last Linear/Conv2d: its outputs are the classes, so no structured method prunes them."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
+
+
 def tp_groupnorm_pruner(model: nn.Module, example_inputs: torch.Tensor, reg: float) -> Any:
     """Torch-Pruning's `GroupNormPruner` over `model` (group L2 importance, the last Linear/Conv2d ignored: the
     classifier keeps its outputs); only its `regularize` is used, the cut is the exact top-k of the blocks."""
-    last = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
     return tp.pruner.GroupNormPruner(
         model,
         example_inputs,
         importance=tp.importance.GroupMagnitudeImportance(p=2),
         reg=reg,
-        ignored_layers=[last],
+        ignored_layers=[classifier(model)],
     )
 
 

@@ -8,11 +8,10 @@ method keeps at a per-layer keep ratio of `keep`, so both sit at about the same 
 
 from __future__ import annotations
 
-from sparsenets.masks import HoldMasks, attach_masks, get_masks
+from sparsenets.masks import HoldMasks, get_masks
 from sparsenets.pruning.adapter import Adapter, Sparsified, SparsifyContext, register_adapter
-from sparsenets.tickets.imp import prunable_names
-from sparsenets.tickets.prune import level_keep, magnitude_scores, prune_by_scores
-from sparsenets.tickets.rewind import rewind_, snapshot
+from sparsenets.tickets.imp import prunable_names, prune_and_rewind
+from sparsenets.tickets.prune import level_keep
 
 
 @register_adapter
@@ -29,13 +28,6 @@ class IMPAdapter(Adapter):
         per_round = (ctx.keep**2) ** (1.0 / rounds)
         init = {n: ctx.init_state[n] for n in names}
         for r in range(1, rounds + 1):
-            current = get_masks(model)
-            masks = prune_by_scores(
-                magnitude_scores(snapshot(model, names)),
-                level_keep(per_round, r),
-                current={n: current[n] for n in names} if current else None,
-            )
-            attach_masks(model, masks, apply=False)
-            rewind_(model, init)
+            prune_and_rewind(model, names, level_keep(per_round, r), init)
             ctx.train(model, ctx.sgd(model), int(ctx.option("imp_epochs", ctx.epochs)), (HoldMasks(),))
         return Sparsified(model, masks=get_masks(model), extra={"rounds": rounds})

@@ -85,16 +85,30 @@ def iterative_magnitude_pruning(
         )
     rewind_to = saver.snapshots[rewind_step]
     for level in range(1, levels + 1):
-        current = get_masks(module)
-        masks = prune_by_scores(
-            magnitude_scores(snapshot(module, names)),
-            level_keep(keep_per_level, level),
-            scope=scope,
-            current={n: current[n] for n in names} if current else None,
-            groups=groups,
-        )
-        attach_masks(module, masks, apply=False)
-        rewind_(module, rewind_to)
+        masks = prune_and_rewind(module, names, level_keep(keep_per_level, level), rewind_to, scope, groups)
         result = train(module, [HoldMasks()])
         out.append(Level(level, {k: v.clone() for k, v in masks.items()}, density(masks), result))
     return out
+
+
+def prune_and_rewind(
+    module: nn.Module,
+    names: Sequence[str],
+    keep: float,
+    rewind_to: dict[str, torch.Tensor],
+    scope: str = "global",
+    groups: Sequence[GroupLayout] | None = None,
+) -> dict[str, torch.Tensor]:
+    """One IMP level before its retraining: keep `keep` of the tensors `names` by |θ| (what earlier masks pruned
+    stays pruned), attach the masks and rewind the survivors to `rewind_to`. Returns the masks."""
+    current = get_masks(module)
+    masks = prune_by_scores(
+        magnitude_scores(snapshot(module, names)),
+        keep,
+        scope=scope,
+        current={n: current[n] for n in names} if current else None,
+        groups=groups,
+    )
+    attach_masks(module, masks, apply=False)
+    rewind_(module, rewind_to)
+    return masks

@@ -189,12 +189,11 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     for _ in pool_map(_dense_job, dense_jobs, cfg.workers):
         pass
     records = []
-    for i, rec in pool_map(_compress_job, jobs, cfg.workers):
+    for _, rec in pool_map(_compress_job, jobs, cfg.workers):
         records.append(CompressionRecord.from_dict(rec))
         ctx.log(f"  [{len(records)}/{len(jobs)}] {rec['model']} seed {rec['seed']} {rec['method']} keep "
                 f"{rec['keep']}: acc {rec['accuracy']:.2f}, FLOPs /{rec['flops_reduction']:.2f}, "
                 f"b64 ×{rec['speedup_b64']:.2f}")  # fmt: skip
-        del i
     ctx.save_json("records.json", [r.to_dict() for r in records])
     latency = _latency(cfg, ctx, keeps, device)
     labels = {n: MODELS[n][3] + (f" (width {cfg.vgg_width:g})" if n == "vgg" else "") for n in cfg.models}
