@@ -169,6 +169,16 @@ def test_seeds_of_one_experiment_make_one_section_with_mean_and_std(tmp_path: Pa
     assert "0.9 ± 0.1" in page.split('id="overview"')[1].split("</div>")[0]
 
 
+def test_runs_of_one_experiment_with_different_configs_are_not_taken_for_seeds(tmp_path: Path) -> None:
+    """Two studies of one experiment (different models, both seed 0) each keep their own section and table."""
+    runs = tmp_path / "runs"
+    fake_run(runs, "cmp-a", "exp", config={"models": ["lenet5"]}, fragment="| a |\n|---|\n| lenet table |\n")
+    fake_run(runs, "cmp-b", "exp", config={"models": ["vgg"]}, fragment="| b |\n|---|\n| vgg table |\n")
+    _, page = _page(tmp_path)
+    assert section_order(page) == ["overview", "exp-full", "exp-full-1"]
+    assert "lenet table" in page and "vgg table" in page and "mean ± std (2 runs)" not in page
+
+
 def test_a_smoke_run_is_labelled_and_gives_no_verdict(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     claims = (

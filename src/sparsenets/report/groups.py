@@ -7,6 +7,7 @@ Both rules are data, not page code: `LEAD` names the experiments that open the p
 from __future__ import annotations
 
 import fnmatch
+import json
 import statistics
 from dataclasses import dataclass
 
@@ -61,6 +62,7 @@ class Group:
     experiment: str
     quick: bool
     runs: list[Run]
+    variant: int = 0  # 1, 2, ... when one experiment ran with several configs (each its own section)
 
     @property
     def first(self) -> Run:
@@ -80,24 +82,31 @@ class Group:
     @property
     def anchor(self) -> str:
         """The section's HTML id (letters, digits and '-' only)."""
-        return slug(f"{self.experiment}-{'smoke' if self.quick else 'full'}")
+        return slug(
+            f"{self.experiment}-{'smoke' if self.quick else 'full'}"
+            + (f"-{self.variant}" if self.variant else "")
+        )
 
 
-def _order(group: Group) -> tuple[int, str, bool]:
+def _order(group: Group) -> tuple[int, str, bool, int]:
     """Lead experiments first (in `LEAD` order), then by name; a full run before its smoke run."""
     lead = list(LEAD).index(group.experiment) if group.lead else len(LEAD)
-    return lead, group.experiment, group.quick
+    return lead, group.experiment, group.quick, group.variant
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
-    """One group per (experiment, quick), ordered for the page (`LEAD` first)."""
-    by_key: dict[tuple[str, bool], list[Run]] = {}
+    """One group per (experiment, quick, config): runs that differ only in their seed are aggregated, runs of one
+    experiment with different configs get a section each. Ordered for the page (`LEAD` first)."""
+    by_key: dict[tuple[str, bool, str], list[Run]] = {}
     for run in runs:
-        by_key.setdefault((run.experiment, run.quick), []).append(run)
-    groups = [
-        Group(name, quick, sorted(rs, key=lambda r: (r.seed if r.seed is not None else 1 << 62, str(r.path))))
-        for (name, quick), rs in by_key.items()
-    ]
+        config = json.dumps(run.config, sort_keys=True, default=str)
+        by_key.setdefault((run.experiment, run.quick, config), []).append(run)
+    variants: dict[tuple[str, bool], int] = {}
+    groups = []
+    for (name, quick, _), rs in by_key.items():
+        n = variants[(name, quick)] = variants.get((name, quick), 0) + 1
+        ordered = sorted(rs, key=lambda r: (r.seed if r.seed is not None else 1 << 62, str(r.path)))
+        groups.append(Group(name, quick, ordered, n - 1))
     return sorted(groups, key=_order)
 
 
