@@ -1,26 +1,30 @@
 """Graph data: WormNet (networkx Debian docs), Drosophila connectome (graspologic wheel), KGs (pykeen wheel).
 
-The packages are never imported; we parse the text files they ship.
+The packages are never imported; we parse the text files they ship, each checked against its pinned sha256 at
+every load (before it is parsed).
 """
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import torch
 
-from sparsenets.data.sources import SOURCES, require
+from sparsenets.data.sources import SOURCES, read_checked
 from sparsenets.data.types import Graph, NodeData, Triples
 from sparsenets.errors import SparsenetsError
 
 _WORMNET = "usr/share/doc/python3-networkx/examples/algorithms/WormNet.v3.benchmark.txt"
+_DROSOPHILA = "graspologic/datasets/drosophila"
 
 
 def load_wormnet(split: str) -> Graph:
     """C. elegans gene network: 2445 nodes (sorted names), 78736 unique undirected edges, no weights."""
-    root = require(SOURCES["python3-networkx"], "wormnet")
+    text = read_checked(SOURCES["python3-networkx"], _WORMNET, "wormnet").decode()
     pairs: set[tuple[str, str]] = set()
     weights: dict[tuple[str, str], float] = {}
-    for line in (root / _WORMNET).read_text().splitlines():
+    for line in text.splitlines():
         cols = line.split()
         if len(cols) < 2 or cols[0].startswith("#") or cols[0] == cols[1]:
             continue
@@ -42,9 +46,13 @@ def load_drosophila(split: str, side: str = "right") -> NodeData:
     """Larval Drosophila mushroom body: right 213 nodes (default) or left 209; weighted directed adjacency."""
     if side not in ("left", "right"):
         raise SparsenetsError(f"drosophila side must be 'left' or 'right', not {side!r}")
-    d = require(SOURCES["graspologic"], "drosophila") / "graspologic/datasets/drosophila"
-    adjacency = np.loadtxt(d / f"{side}_adjacency.csv", dtype=np.float32)
-    names = np.loadtxt(d / f"{side}_cell_labels.csv", dtype=str)
+    src = SOURCES["graspologic"]
+    table = {
+        part: io.StringIO(read_checked(src, f"{_DROSOPHILA}/{side}_{part}.csv", "drosophila").decode())
+        for part in ("adjacency", "cell_labels")
+    }
+    adjacency = np.loadtxt(table["adjacency"], dtype=np.float32)
+    names = np.loadtxt(table["cell_labels"], dtype=str)
     classes = sorted(set(names.tolist()))
     labels = np.array([classes.index(c) for c in names], dtype=np.int64)
     if adjacency.shape != (len(labels), len(labels)):
@@ -53,10 +61,10 @@ def load_drosophila(split: str, side: str = "right") -> NodeData:
 
 
 def _read_triples(name: str) -> dict[str, list[list[str]]]:
-    d = require(SOURCES["pykeen"], name) / "pykeen/datasets" / name
     out = {}
     for split in ("train", "valid", "test"):
-        rows = [line.split("\t") for line in (d / f"{split}.txt").read_text().splitlines() if line.strip()]
+        text = read_checked(SOURCES["pykeen"], f"pykeen/datasets/{name}/{split}.txt", name).decode()
+        rows = [line.split("\t") for line in text.splitlines() if line.strip()]
         if any(len(r) != 3 for r in rows):
             raise SparsenetsError(f"{name}/{split}.txt: expected 3 tab-separated columns on every line")
         out[split] = rows

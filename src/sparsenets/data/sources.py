@@ -8,7 +8,6 @@ manifest.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata as im
 import os
 import subprocess
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sparsenets.errors import DataNotFoundError, SparsenetsError
-from sparsenets.files import sha256_file
+from sparsenets.files import CorruptFileError, atomic_write_bytes, sha256_bytes, sha256_file
 
 
 @dataclass(frozen=True)
@@ -178,24 +177,70 @@ def require(src: Source, dataset: str) -> Path:
     """Like `locate`, but a missing source raises `DataNotFoundError` naming the install command."""
     root = locate(src)
     if root is None:
-        raise DataNotFoundError(
-            f"dataset '{dataset}' is not installed (needs {src.label}); run: sparsenets data install {dataset}"
-        )
+        raise _not_installed(src, dataset)
     return root
 
 
+def _not_installed(src: Source, dataset: str) -> DataNotFoundError:
+    return DataNotFoundError(
+        f"dataset '{dataset}' is not installed (needs {src.label}); run: sparsenets data install {dataset}"
+    )
+
+
+def _first_intact(src: Source, member: str) -> tuple[bytes | None, Path | None]:
+    """(the bytes of the first copy of `member` that matches its pin, or None; the first damaged copy seen)."""
+    damaged = None
+    for root in _roots(src):
+        path = root / member
+        if path.is_file():
+            blob = path.read_bytes()
+            if sha256_bytes(blob) == src.files[member]:
+                return blob, damaged
+            damaged = damaged or path
+    return None, damaged
+
+
+def read_checked(src: Source, member: str, dataset: str) -> bytes:
+    """The bytes of one manifest file of `src`, from the first root that holds a copy matching its pinned sha256.
+
+    Every load reads the file anyway, so hashing what was read costs one pass over bytes already in memory (under
+    1 ms per MB, 2–5% of a load); nothing is parsed before the hash matched. A damaged copy in the system is
+    passed over when the cache holds an intact one (what `sparsenets data install` puts there).
+
+    Raises:
+        DataNotFoundError: no root holds the file (names the install command).
+        CorruptFileError: every copy found is truncated, changed or replaced (one line naming the install command).
+    """
+    blob, damaged = _first_intact(src, member)
+    if blob is not None:
+        return blob
+    if damaged is None:
+        raise _not_installed(src, dataset)
+    raise CorruptFileError(
+        f"{damaged} fails its pinned sha256 (damaged, truncated or replaced; nothing was read from it); "
+        f"run: sparsenets data install {dataset}"
+    )
+
+
 def problems(src: Source, root: Path | None = None) -> list[str]:
-    """Empty when every file of `src` (under `root`, default: where it is found) matches its checksum."""
-    root = root or locate(src)
-    if root is None:
-        return [f"{src.label}: not installed"]
-    out = []
+    """Empty when every file of `src` matches its checksum: under `root`, or by default in some root (the copy
+    that `read_checked` loads); else one line per missing or damaged file ("not installed" when none is there)."""
+    out, missing = [], 0
     for m, want in src.files.items():
-        if not (root / m).is_file():
-            out.append(f"{src.label}: {root / m} is missing")
-        elif (got := sha256_file(root / m)) != want:
-            out.append(f"{src.label}: {root / m} has sha256 {got}, expected {want}")
-    return out
+        if root is not None:
+            path = root / m
+            damaged = path if path.is_file() and sha256_file(path) != want else None
+            found = path.is_file()
+        else:
+            blob, damaged = _first_intact(src, m)
+            found = blob is not None or damaged is not None
+            damaged = None if blob is not None else damaged
+        if not found:
+            missing += 1
+            out.append(f"{src.label}: {(root / m) if root is not None else m} is missing")
+        elif damaged is not None:
+            out.append(f"{src.label}: {damaged} has sha256 {sha256_file(damaged)}, expected {want}")
+    return [f"{src.label}: not installed"] if root is None and missing == len(src.files) else out
 
 
 def _check_download(path: Path, src: Source) -> None:
@@ -204,16 +249,14 @@ def _check_download(path: Path, src: Source) -> None:
 
 
 def _place(data_from: Callable[[str], bytes], src: Source, root: Path) -> None:
-    """Write each manifest file under root after checking its hash; tmp + rename so readers never see halves."""
+    """Write each manifest file under root after checking its hash, atomically (readers never see halves)."""
     for member, want in src.files.items():
         blob = data_from(member)
-        if (got := hashlib.sha256(blob).hexdigest()) != want:
+        if (got := sha256_bytes(blob)) != want:
             raise SparsenetsError(f"{src.label}: {member} has sha256 {got}, expected {want}")
         dest = root / member
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-        tmp.write_bytes(blob)
-        os.replace(tmp, dest)
+        atomic_write_bytes(dest, blob)
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -278,9 +321,8 @@ def _install_deb(src: Source, tmp: Path) -> None:
 
 def install_source(src: Source, log: Log = print) -> None:
     """Make `src` available: keep a present, intact copy; else download, check and extract into the cache."""
-    root = locate(src)
-    if root is not None and not problems(src):
-        log(f"ok {src.label} (in {root})")
+    if locate(src) is not None and not problems(src):  # an intact copy of each file, where loads will read it
+        log(f"ok {src.label} (sha256 ok)")
         return
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".download-") as d:

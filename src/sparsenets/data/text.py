@@ -4,18 +4,16 @@ SWORD zText layout, per testament: `.bzs` block index (uint32 offset, compressed
 (uint32 block, uint32 offset, uint16 size) and `.bzz` zlib blocks of OSIS markup. Entries follow the KJV
 versification: [testament heading ×2] then per book [book heading] and per chapter [chapter heading, verses...].
 We read book boundaries from the module's own markup (chapter headings carry `<chapter sID="Book.N">`) and check
-the result against the layout's known totals.
+the result against the layout's known totals. Every load checks the six files against their pinned sha256 first.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import struct
 import zlib
-from pathlib import Path
 
-from sparsenets.data.sources import SOURCES, require
+from sparsenets.data.sources import SOURCES, read_checked
 from sparsenets.data.types import VersePair
 from sparsenets.errors import SparsenetsError
 
@@ -25,11 +23,15 @@ _CHAPTER = re.compile(r'<chapter\b[^>]*\bsID="([1-3A-Za-z]+)\.(\d+)"')
 _NOTE = re.compile(r"<(note|title)\b[^>]*>.*?</\1>", re.S)
 
 
-def read_ztext(moddir: Path) -> list[str]:
-    """Raw OSIS markup of every entry of a zText module, OT then NT (KJV: 32361 entries; headings may be "")."""
+def read_ztext(files: dict[str, bytes]) -> list[str]:
+    """Raw OSIS markup of every entry of a zText module, OT then NT (KJV: 32361 entries; headings may be "").
+
+    Args:
+        files: the module's six files by name ("ot.bzs", "ot.bzv", "ot.bzz", "nt.bzs", ...), as bytes.
+    """
     out: list[str] = []
     for testament in ("ot", "nt"):
-        bzs, bzv, bzz = ((moddir / f"{testament}.{ext}").read_bytes() for ext in ("bzs", "bzv", "bzz"))
+        bzs, bzv, bzz = (files[f"{testament}.{ext}"] for ext in ("bzs", "bzv", "bzz"))
         blocks: dict[int, bytes] = {}
         for block, off, size in struct.iter_unpack("<IIH", bzv):
             if size == 0:
@@ -72,17 +74,29 @@ def verse_books(entries: list[str], nt_start: int) -> list[str | None]:
     return books
 
 
-@functools.lru_cache(maxsize=4)
-def _module(moddir: str) -> tuple[list[str], list[str | None]]:
-    """Cleaned entries and the book of each verse entry; cached because parsing takes about a second."""
-    path = Path(moddir)
-    raw = read_ztext(path)
-    books = verse_books(raw, nt_start=(path / "ot.bzv").stat().st_size // 10)
-    return [clean(e) for e in raw], books
+_PARSED: dict[str, tuple[list[str], list[str | None]]] = {}  # module → its parse (about a second per module)
+
+
+def _module(source: str, module: str, dataset: str) -> tuple[list[str], list[str | None]]:
+    """Cleaned entries of a SWORD module and the book of each verse entry.
+
+    Its six files are read and checked against their pinned sha256 at every call (about 10 ms); the parse is
+    kept per process, which is safe because checked bytes are always the pinned bytes.
+    """
+    src = SOURCES[source]
+    files = {
+        name: read_checked(src, f"{_ZTEXT}/{module}/{name}", dataset)
+        for name in (f"{t}.{e}" for t in ("ot", "nt") for e in ("bzs", "bzv", "bzz"))
+    }
+    if module not in _PARSED:
+        raw = read_ztext(files)
+        books = verse_books(raw, nt_start=len(files["ot.bzv"]) // 10)
+        _PARSED[module] = ([clean(e) for e in raw], books)
+    return _PARSED[module]
 
 
 def _kjv(dataset: str) -> tuple[list[str], list[str | None]]:
-    return _module(str(require(SOURCES["sword-text-kjv"], dataset) / _ZTEXT / "engKJV2006eb"))
+    return _module("sword-text-kjv", "engKJV2006eb", dataset)
 
 
 def load_kjv(split: str) -> str:
@@ -96,8 +110,7 @@ def load_kjv(split: str) -> str:
 def load_kjv_rv1909(split: str, holdout: str = "John") -> list[VersePair]:
     """Aligned English/Spanish verses (31084 pairs); "test" is the held-out book (OSIS id), "train" the rest."""
     en, books = _kjv("kjv-rv1909")
-    es_dir = require(SOURCES["sword-text-sparv"], "kjv-rv1909") / _ZTEXT / "spaRV1909eb"
-    es, _ = _module(str(es_dir))
+    es, _ = _module("sword-text-sparv", "spaRV1909eb", "kjv-rv1909")
     if len(es) != len(en):
         raise SparsenetsError(f"KJV has {len(en)} entries but RV1909 has {len(es)}; versifications differ")
     if holdout not in set(books):

@@ -1,4 +1,5 @@
-"""Reading finished run folders: which folders hold a result, their metrics flattened, their JSON-lines logs."""
+"""Reading finished run folders: which folders hold a result, their metrics flattened, their JSON-lines logs, and
+the record in result.json (length and sha256) of every metrics.jsonl, against which a finished log is verified."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sparsenets.errors import SparsenetsError
-from sparsenets.files import CorruptFileError, read_checked_json
+from sparsenets.files import CorruptFileError, read_checked_json, sha256_bytes
+
+LOG_NAME = "metrics.jsonl"
+LOGS_KEY = "logs"  # result.json: {path relative to the run folder: {"bytes": n, "sha256": hex}} of each log
 
 
 @dataclass
@@ -26,6 +30,7 @@ class Run:
         versions: result.json's "versions" (git commit, torch, python, ...).
         fragment: the experiment's own report.md ("" when it wrote none).
         figures: the figures/*.png it saved, sorted by name.
+        logs_verified: False for a result.json written before logs were recorded (its logs are read unverified).
     """
 
     path: Path
@@ -38,6 +43,7 @@ class Run:
     versions: dict[str, Any] = field(default_factory=dict)
     fragment: str = ""
     figures: list[Path] = field(default_factory=list)
+    logs_verified: bool = True
 
 
 def find_runs(dirs: list[Path]) -> list[Path]:
@@ -60,6 +66,8 @@ def load_run(path: Path) -> Run:
     """Read one run folder (result.json, report.md, figures/); a damaged result.json is a clear error."""
     fix = "move it aside and rerun that experiment (it resumes from its last checkpoint), or leave it out"
     result = read_checked_json(path / "result.json", "result file", fix)  # torn, garbled or changed: one line
+    # so no curve is drawn from a log changed after the run (a log cannot be rebuilt: the run starts over)
+    verified = verify_logs(path, result, f"move {path} aside and run that experiment again, or leave it out")
     seed = result.get("seed")
     seconds = result.get("seconds")
     figures = sorted(p for p in (path / "figures").glob("*.png") if p.stat().st_size > 0)
@@ -75,7 +83,50 @@ def load_run(path: Path) -> Run:
         versions=result.get("versions") if isinstance(result.get("versions"), dict) else {},
         fragment=report.read_text(errors="replace") if report.is_file() else "",
         figures=figures,
+        logs_verified=verified,
     )
+
+
+def log_stamps(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The length and sha256 of every metrics.jsonl under `run_dir`, keyed by its path relative to `run_dir`."""
+    stamps = {}
+    for log in sorted(run_dir.rglob(LOG_NAME)):
+        data = log.read_bytes()
+        stamps[log.relative_to(run_dir).as_posix()] = {"bytes": len(data), "sha256": sha256_bytes(data)}
+    return stamps
+
+
+def verify_logs(run_dir: Path, result: dict[str, Any], fix: str) -> bool:
+    """Check every metrics.jsonl under `run_dir` against the record in a (checksum-verified) `result`.
+
+    Returns:
+        True when they match; False when `result` predates the record (no LOGS_KEY): its logs are unverified.
+
+    Raises:
+        CorruptFileError: a recorded log is missing, truncated, torn or changed, or a log appeared that the
+            finished run did not write (one line ending with `fix`).
+    """
+    recorded = result.get(LOGS_KEY)
+    if recorded is None:
+        return False
+    if not isinstance(recorded, dict):
+        raise CorruptFileError(
+            f"result file {run_dir / 'result.json'} has no valid record of its logs; {fix}"
+        )
+    found = log_stamps(run_dir)
+    for name in sorted(set(recorded) | set(found)):
+        want, got = recorded.get(name), found.get(name)
+        if want != got:
+            what = (
+                "is missing"
+                if got is None
+                else "was not written by the finished run"
+                if want is None
+                else f"has {got['bytes']} bytes, sha256 {got['sha256'][:12]}…; result.json recorded "
+                f"{want['bytes']} bytes, sha256 {want['sha256'][:12]}… (corrupt or edited)"
+            )
+            raise CorruptFileError(f"log {run_dir / name} {what}; {fix}")
+    return True
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "", lists: bool = False) -> dict[str, float | int | str]:

@@ -20,6 +20,7 @@ from sparsenets.files import (
     read_json,
     with_checksum,
 )
+from sparsenets.report.runs import LOGS_KEY, log_stamps, verify_logs
 from sparsenets.runs.configs import _with_new_defaults, make_config
 from sparsenets.runs.context import RunContext
 from sparsenets.runs.identity import config_hash, versions
@@ -68,7 +69,9 @@ def _execute_in(
 ) -> tuple[Path, dict[str, Any]]:
     ident_path, result_path = run_dir / "run.json", run_dir / "result.json"
     if dist.current().is_main:
-        for tmp in dead_temp_files(run_dir, ""):  # the lock is ours: these are a killed writer's debris
+        # the lock is ours: temp files of dead writers anywhere in the folder (masks/, sub-runs) are a kill's debris
+        folders = [run_dir, *(p for p in run_dir.rglob("*") if p.is_dir())] if run_dir.is_dir() else []
+        for tmp in (t for folder in folders for t in dead_temp_files(folder, "")):
             tmp.unlink(missing_ok=True)
     fix = f"move {run_dir} aside or choose another --out (nothing was changed)"
     if ident_path.exists():
@@ -83,7 +86,10 @@ def _execute_in(
             )
         if result_path.exists():
             fix = f"move {result_path} aside to finish the run again from its last checkpoint (nothing was changed)"
-            return run_dir, read_checked_json(result_path, "result file", fix)
+            result = read_checked_json(result_path, "result file", fix)
+            # a finished log cannot be rebuilt from its hash: the run must start over in a fresh folder
+            verify_logs(run_dir, result, f"move {run_dir} aside and run again (nothing was changed)")
+            return run_dir, result
     info = dist.current()
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +110,8 @@ def _execute_in(
         "world_size": info.world_size,
         "versions": versions(),
     }
+    if info.is_main:  # the logs are rank 0's files
+        result[LOGS_KEY] = log_stamps(run_dir)  # covered by the checksum: a changed log is detected on reuse
     result = with_checksum(result)  # what the file holds, so a reused run returns exactly this
     if info.is_main:
         atomic_write_bytes(result_path, json.dumps(result, indent=2).encode())
