@@ -242,6 +242,30 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/spectral/test_spectral_sst.py",),
         "SST resamples one step early",
     ),
+    Mutant(
+        "M26",
+        "data/sources.py",
+        "            if sha256_bytes(blob) == src.files[member]:",
+        "            if True:",
+        ("tests/core/test_cache_integrity.py",),
+        "installed data files read without their pinned sha256",
+    ),
+    Mutant(
+        "M27",
+        "report/runs.py",
+        "    if recorded is None:\n        return False",
+        "    if True:\n        return False",
+        ("tests/core/test_cache_integrity.py",),
+        "a finished run's metrics.jsonl never checked against result.json",
+    ),
+    Mutant(
+        "M28",
+        "runs/execute.py",
+        'folders = [run_dir, *(p for p in run_dir.rglob("*") if p.is_dir())] if run_dir.is_dir() else []',
+        "folders = [run_dir]",
+        ("tests/core/test_kill_experiments.py",),
+        "dead temp files swept only at the top of the run folder",
+    ),
 )
 
 
