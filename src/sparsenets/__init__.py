@@ -1,8 +1,8 @@
 """sparsenets: sparse neural networks — six published methods, fast, side by side on real data.
 
 Each method is a package whose `__init__` is its public API, reached lazily from here (`sparsenets.wgsef`,
-`sparsenets.tickets`, `sparsenets.spectral`, `sparsenets.sdr`), as are the core modules (`groups`, `prox`,
-`masks`, `compact`, `optim`, `pruning`, `train`, `data`, `models`). Importing `sparsenets` alone loads no torch.
+`sparsenets.turbovbi`, `sparsenets.tickets`, `sparsenets.spectral`, `sparsenets.sdr`, `sparsenets.giorom`), as are the core modules (`groups`, `prox`,
+`masks`, `compact`, `optim`, `pruning`, `train`, `data`, `models`, `sim`). Importing `sparsenets` alone loads no torch.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sparsenets.errors import SparsenetsError
 
 __version__ = "0.1.0"
 
-METHODS = ("wgsef", "tickets", "spectral", "sdr")
+METHODS = ("wgsef", "turbovbi", "tickets", "spectral", "sdr", "giorom")
 CORE = (
     "groups",
     "prox",
@@ -26,6 +26,9 @@ CORE = (
     "train",
     "data",
     "models",
+    "sim",
+    "grids",
+    "structure",
     "files",
 )
 __all__ = ["CORE", "METHODS", "SparsenetsError", "__version__", *METHODS, *CORE]

@@ -19,6 +19,9 @@ CORE = {
     "surgery",
     "optim",
     "pruning",
+    "sim",
+    "grids",
+    "structure",
 }
 METHODS = {"wgsef", "tickets", "spectral", "sdr", "turbovbi", "giorom"}
 COMPARE = {"compare"}  # above the methods: it runs every registered compression adapter
