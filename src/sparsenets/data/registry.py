@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sparsenets.data import arrays, graphs, images, modular, text
+from sparsenets.data import arrays, graphs, images, modular, mpm, text
 from sparsenets.data.sources import SOURCES, Log, install_source, locate, problems
 from sparsenets.errors import SparsenetsError
 
@@ -25,6 +25,7 @@ class DatasetSpec:
     sources: tuple[str, ...] = ()  # keys of SOURCES; empty for generated or bundled data
     prepare: Callable[[Log], None] | None = None  # converts installed files into checked arrays (once)
     arrays: Callable[[], Path] | None = None  # the folder of those arrays, checked by `check`
+    in_all: bool = True  # False for sets generated in minutes (MPM): `install all` (CI) skips them
 
     def install(self, log: Log = print) -> None:
         """Download, check and extract every source of this dataset that is not already present, then convert
@@ -106,6 +107,18 @@ REGISTRY: dict[str, DatasetSpec] = {
         DatasetSpec(
             "modular", "generated a∘b mod p tables (grokking)", ("train", "test"), modular.load_modular
         ),
+        *(
+            DatasetSpec(
+                f"mpm-{mat}2d",
+                f"generated 2-D MLS-MPM {mat} trajectories (24/4/4 × 160 frames × 4096 particles)",
+                mpm.SPLITS,
+                functools.partial(mpm.load_particles, mat),
+                prepare=functools.partial(mpm.generate, mat),
+                arrays=functools.partial(mpm.params_folder, mat),
+                in_all=False,
+            )
+            for mat in mpm.MATERIALS
+        ),
     ]
 }
 
@@ -140,7 +153,9 @@ def load(name: str, split: str | None = None, **params: Any) -> Any:
 
 def _names(name: str | list[str]) -> list[str]:
     names = [name] if isinstance(name, str) else list(name)
-    return list(REGISTRY) if "all" in names else [spec(n).name for n in names]
+    if "all" in names:
+        return [n for n, s in REGISTRY.items() if s.in_all]
+    return [spec(n).name for n in names]
 
 
 def install(name: str | list[str], log: Log = print) -> None:

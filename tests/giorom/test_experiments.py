@@ -1,0 +1,114 @@
+"""The GIOROM studies end to end in their `--quick` form on a tiny generated set: every arm trained, evaluated and
+timed, report and figures written, no verdict; a finished run is reused and a run missing its last phases
+redoes only those; bad configs are one line, exit 2, no folder; the claim table judges the issue's thresholds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import pytest
+
+from sparsenets import cli
+from sparsenets.experiments.giorom.report import SMOKE_VERDICT, claims
+
+FAST = ["timing_threads=1"]  # CI cores may be shared: no oversubscribed timing in a smoke test
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """One data cache for the module: each tiny set is generated once."""
+    return tmp_path_factory.mktemp("mpm-cache")
+
+
+def _run(name: str, out, sets: list[str]) -> int:
+    return cli.main(["run", name, "--quick", "--out", str(out), *[a for s in sets for a in ("--set", s)]])
+
+
+def _digest(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}  # fmt: skip
+
+
+def test_water_quick_runs_every_arm_writes_report_and_resumes(tmp_path, monkeypatch, data_root) -> None:
+    monkeypatch.setenv("SPARSENETS_DATA", str(data_root))
+    out = tmp_path / "water"
+    assert _run("giorom-water2d", out, FAST) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["arms"]) == {"A", "A'", "B32", "B16"}
+    for name, arm in res["arms"].items():
+        assert all(math.isfinite(v) for v in arm["dense_mse"].values()), name
+        assert arm["timing"]["total_ms"] > 0 and arm["mean_degree"] >= 1
+        assert (arm["dense_mse_shepard"] is None) == (arm["kind"] != "giorom")
+    assert res["arms"]["B16"]["timing"]["decoder_ms"] > 0 and res["arms"]["A"]["timing"]["decoder_ms"] == 0
+    assert res["arms"]["A"]["dense_mse"] == res["arms"]["A"]["sparse_mse"]  # A steps every particle
+    assert res["arms"]["B16"]["radius"] == pytest.approx(res["arms"]["A"]["radius"] * math.sqrt(512 / 16))
+    assert len(res["query_timing"]["decoder_ms"]) == 3 and set(res["timing_16k"]) == set(res["arms"])
+    report = (out / "report.md").read_text()
+    assert report.startswith("**GIOROM on MPM water 2-D, N = 512 (smoke run")
+    assert SMOKE_VERDICT in report and "| holds |" not in report and "| fails |" not in report
+    for fig in ("main-error-time-vs-ratio", "decoder-time-vs-queries", "rollout-side-by-side"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 5000
+    assert (out / "figures" / "rollout.gif").read_bytes()[:6] == b"GIF89a"
+    before = _digest(out)
+    assert _run("giorom-water2d", out, FAST) == 0  # finished: reused, nothing rewritten
+    assert _digest(out) == before
+    trained = (out / "arm-A" / "model.safetensors").stat().st_mtime_ns
+    for path in (out / "result.json", out / "timing.json", out / "arm-B16" / "eval.json"):
+        path.unlink()  # as if killed after training, during evaluation
+    assert _run("giorom-water2d", out, FAST) == 0
+    assert (out / "arm-A" / "model.safetensors").stat().st_mtime_ns == trained  # no arm retrained
+    assert json.loads((out / "arm-B16" / "eval.json").read_text())["M"] == 16
+
+
+def test_jelly_quick_without_the_big_set(tmp_path, monkeypatch, data_root) -> None:
+    monkeypatch.setenv("SPARSENETS_DATA", str(data_root))
+    out = tmp_path / "jelly"
+    assert _run("giorom-jelly2d", out, [*FAST, "big_n=0", "sample_sizes=[32]"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["arms"]) == {"A", "A'", "B32"} and "timing_16k" not in res
+    assert "MPM jelly" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("sample_sizes=[600]", "too small for [600]"),
+        ("horizons=[5,30]", "need frames >= 6 + the longest horizon"),
+        ("claim_horizon=7", "must be one of horizons"),
+        ('sampling="grid"', "sampling must be 'fps' or 'random'"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2_and_no_folder(tmp_path, capsys, bad: str, message: str) -> None:
+    out = tmp_path / "bad"
+    assert _run("giorom-water2d", out, [bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
+
+
+def _arm(kind: str, m: int, stepper: float, decoder: float, mse: float) -> dict:
+    timing = {"stepper_ms": stepper, "decoder_ms": decoder, "total_ms": stepper + decoder}
+    return {"kind": kind, "M": m, "timing": timing, "dense_mse": {"50": mse}}
+
+
+def _result(quick: bool, b_stepper: float, b_mse: float, decoder_ms: list[float]) -> dict:
+    arms = {
+        "A": _arm("gns", 4096, 1000.0, 0.0, 1.0),
+        "A'": _arm("stepper-full", 4096, 400.0, 0.0, 1.0),
+        "B256": _arm("giorom", 256, b_stepper, 5.0, b_mse),
+    }
+    return {"arms": arms, "N": 4096, "quick": quick, "claim_horizon": 50,
+            "query_timing": {"n_query": [1000, 2000, 4000], "decoder_ms": decoder_ms}}  # fmt: skip
+
+
+def test_claim_table_applies_the_thresholds() -> None:
+    rows = {r[0]: r for r in claims(_result(False, 40.0, 1.5, [1.0, 2.0, 4.0]))}
+    # A′/B = 400/40 = 10 ≥ 8; A/B = 1000/45 ≈ 22 ≥ 10; MSE 1.5 ≤ 2; decoder 5/45 = 11 % ≤ 20 %; exactly linear
+    assert [r[3] for r in rows.values()] == ["holds"] * 5
+    rows = {r[0]: r for r in claims(_result(False, 60.0, 2.5, [1.0, 8.0, 2.0]))}
+    assert rows["(1) A′/B step time, N/M = 16"][3] == "fails"  # 400/60 < 8
+    assert rows["(2) A/B end-to-end step time, N/M = 16"][3] == "holds"  # 1000/65 ≥ 10
+    assert rows["(2) dense 50-step MSE, B (B256) / A"][3] == "fails"
+    assert rows["(3) decoder time linear in N_query"][3] == "fails"
+    assert {r[3] for r in claims(_result(True, 40.0, 1.5, [1.0, 2.0, 4.0]))} == {SMOKE_VERDICT}
