@@ -85,7 +85,9 @@ def stepper_config(cfg: dict[str, Any], meta: dict[str, Any], arm: Arm) -> gioro
 def decoder_config(cfg: dict[str, Any], meta: dict[str, Any], scale: float = 1.0) -> giorom.DecoderConfig:
     """The kernel decoder's config over the data set's box; `scale` is the training set's rms displacement
     (`giorom.displacement_scale`), without which the residual MLP barely trains."""
-    return giorom.DecoderConfig(tuple(tuple(b) for b in meta["bounds"]), grid=cfg["decoder_grid"], scale=scale)
+    return giorom.DecoderConfig(
+        tuple(tuple(b) for b in meta["bounds"]), grid=cfg["decoder_grid"], scale=scale
+    )
 
 
 def arm_ids(ps: mpm.ParticleSet, arm_m: int, n: int, sampling: str) -> torch.Tensor:
@@ -160,7 +162,12 @@ def train_decoder(job: Job) -> dict[str, Any]:
     trainer.fit()
     state = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
     atomic_save_safetensors(state, job.folder / "decoder.safetensors")
-    record = {"m": job.m, "scale": scale, "decoder_seconds": time.perf_counter() - t0, **_loss_curve(job.folder)}
+    record = {
+        "m": job.m,
+        "scale": scale,
+        "decoder_seconds": time.perf_counter() - t0,
+        **_loss_curve(job.folder),
+    }
     _write_json(done, record)
     return record
 
