@@ -17,6 +17,7 @@ from sparsenets.data.registry import (
     spec,
     verify,
 )
+from sparsenets.data.mpm import ParticleSet
 from sparsenets.data.sources import cache_dir
 from sparsenets.data.types import Graph, ImageData, Labeled, NodeData, Triples, VersePair
 
@@ -28,6 +29,7 @@ __all__ = [
     "ImageData",
     "Labeled",
     "NodeData",
+    "ParticleSet",
     "Triples",
     "VersePair",
     "available",

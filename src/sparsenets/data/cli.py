@@ -36,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
     """Execute a parsed `data` command; 0 on success, 1 when verify finds problems."""
     if args.data_command == "list":
         print(f"cache: {cache_dir()}")
-        for info in available():
+        infos = available()
+        width = max(len(i.name) for i in infos)
+        for info in infos:
             mark = "installed" if info.installed else "missing"
-            print(f"{info.name:<14} {mark:<10} {info.description}")
+            print(f"{info.name:<{width}} {mark:<10} {info.description}")
         return 0
     if args.data_command == "install":
         install(args.names)

@@ -134,7 +134,8 @@ def load(name: str, split: str | None = None, **params: Any) -> Any:
     """Load one split of a dataset; `split=None` means the dataset's default (first of `spec(name).splits`).
 
     Returns ImageData (x float32 (N,1,H,W), y int64 (N,)), str (kjv), list[VersePair] (kjv-rv1909),
-    Graph (wormnet), NodeData (drosophila), Triples (umls, nations, kinships) or Labeled (modular).
+    Graph (wormnet), NodeData (drosophila), Triples (umls, nations, kinships), Labeled (modular) or
+    ParticleSet (mpm-*2d: positions float32 [n_traj, T, N, 2], see `sparsenets.data.mpm`).
     Raises DataNotFoundError (one line with the install command) when the data is not installed.
     """
     s = spec(name)
@@ -183,8 +184,14 @@ def verify(name: str) -> bool:
 
 
 def available() -> list[DatasetInfo]:
-    """Every registered dataset with a description and whether its sources are present (no hashing)."""
+    """Every registered dataset with a description and whether it is present (no hashing): its sources, and for a
+    generated set (no sources) the stamp of its default-parameter arrays."""
     return [
-        DatasetInfo(s.name, s.description, all(locate(SOURCES[k]) is not None for k in s.sources))
+        DatasetInfo(
+            s.name,
+            s.description,
+            all(locate(SOURCES[k]) is not None for k in s.sources)
+            and (s.in_all or s.arrays is None or arrays.read_stamp(s.arrays()) is not None),
+        )
         for s in REGISTRY.values()
     ]
