@@ -6,6 +6,7 @@
 A dataset that is not installed raises DataNotFoundError naming the fix: `sparsenets data install NAME`.
 """
 
+from sparsenets.data.mpm import ParticleSet
 from sparsenets.data.registry import (
     REGISTRY,
     DatasetInfo,
@@ -17,7 +18,6 @@ from sparsenets.data.registry import (
     spec,
     verify,
 )
-from sparsenets.data.mpm import ParticleSet
 from sparsenets.data.sources import cache_dir
 from sparsenets.data.types import Graph, ImageData, Labeled, NodeData, Triples, VersePair
 
