@@ -24,12 +24,14 @@ def architecture_name(cls: type) -> str:
 
 def _builtin() -> dict[str, Builder]:
     """The library's own models, by the names that files written since session 1 carry."""
-    from sparsenets.models import char_transformer, cnn, grokking, mlp, seq2seq
+    from sparsenets.models import char_transformer, cnn, grokking, lenet, mlp, seq2seq
 
     classes: list[type[nn.Module]] = [
         cnn.LeNet5,
         cnn.VGG16BN,
         cnn.ResNet18,
+        lenet.LeNet300100,
+        lenet.DemoCNN,
         mlp.MLP,
         grokking.GrokMLP,
         grokking.GrokTransformer,
