@@ -29,6 +29,16 @@ def accumulate_grad_(param: torch.Tensor, grad: torch.Tensor, scale: float) -> N
         param.grad.add_(grad, alpha=scale)
 
 
+@torch.no_grad()
+def _load_into(dst: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """Move `dst` to `weight`'s device/dtype and copy `weight` [dst's weight shape] and `bias` into it."""
+    dst.to(device=weight.device, dtype=weight.dtype)
+    dst.weight.copy_(weight)
+    if bias is not None:
+        dst.bias.copy_(bias)
+    return dst
+
+
 def log_sigma2_kl_grad(log_sigma2: torch.Tensor, prior_var: torch.Tensor) -> torch.Tensor:
     """∂KL(N(μ, σ²) ‖ N(0, σ_p²))/∂log σ² = ½(σ²/σ_p² − 1), weight-shaped."""
     return 0.5 * (torch.exp(log_sigma2) / prior_var - 1)
@@ -103,23 +113,13 @@ class BayesLinear(BayesianMixin, nn.Linear):
     def from_plain(cls, layer: nn.Linear, log_sigma2: float) -> BayesLinear:
         """A Bayesian copy of `layer` (μ = its weight, same bias, device and dtype)."""
         new = cls(layer.in_features, layer.out_features, layer.bias is not None, log_sigma2)
-        new.to(device=layer.weight.device, dtype=layer.weight.dtype)
-        with torch.no_grad():
-            new.weight.copy_(layer.weight)
-            if layer.bias is not None:
-                new.bias.copy_(layer.bias)
-        return new
+        return _load_into(new, layer.weight, layer.bias)
 
     @torch.no_grad()
     def to_plain(self) -> nn.Linear:
         """A plain nn.Linear with the posterior-mean weight and the bias."""
         w = self.plain_weight()
-        out = nn.Linear(self.in_features, self.out_features, self.bias is not None)
-        out.to(device=w.device, dtype=w.dtype)
-        out.weight.copy_(w)
-        if self.bias is not None:
-            out.bias.copy_(self.bias)
-        return out
+        return _load_into(nn.Linear(self.in_features, self.out_features, self.bias is not None), w, self.bias)
 
 
 class BayesConv2d(BayesianMixin, nn.Conv2d):
@@ -160,23 +160,13 @@ class BayesConv2d(BayesianMixin, nn.Conv2d):
             padding_mode=layer.padding_mode,
             log_sigma2=log_sigma2,
         )
-        new.to(device=layer.weight.device, dtype=layer.weight.dtype)
-        with torch.no_grad():
-            new.weight.copy_(layer.weight)
-            if layer.bias is not None:
-                new.bias.copy_(layer.bias)
-        return new
+        return _load_into(new, layer.weight, layer.bias)
 
     @torch.no_grad()
     def to_plain(self) -> nn.Conv2d:
         """A plain nn.Conv2d with the posterior-mean weight and the bias."""
         w = self.plain_weight()
-        out = nn.Conv2d(**self._conv_args())
-        out.to(device=w.device, dtype=w.dtype)
-        out.weight.copy_(w)
-        if self.bias is not None:
-            out.bias.copy_(self.bias)
-        return out
+        return _load_into(nn.Conv2d(**self._conv_args()), w, self.bias)
 
 
 BAYES_TYPES: tuple[type, ...] = (BayesLinear, BayesConv2d)
