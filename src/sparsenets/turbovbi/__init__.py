@@ -6,13 +6,13 @@ On your own dense-trained model (here a small MLP on random data; `Trainer(callb
 import torch, sparsenets.turbovbi as tv
 from sparsenets.compact import compact
 x, y = torch.randn(256, 20), torch.randint(0, 3, (256,))
-model = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+model = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))  # your trained model
 config = tv.TurboVBIConfig(rounds=3, epochs_per_round=1)
-vbi = tv.TurboVBI(tv.convert(model, config), config, n_train=256, steps_per_epoch=8)
+vbi = tv.TurboVBI(tv.convert(model, config), config, n_train=256, steps_per_epoch=8)  # Bayesian layers, in place
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 for i in range(vbi.total_steps):  # the w-step epochs; step() runs the ρ/s/BP updates at each round's end
-    xb, yb = x[i % 8 * 32 :][:32], y[i % 8 * 32 :][:32]
-    loss = torch.nn.functional.cross_entropy(model(xb), yb) + vbi.kl_loss()
+    b = slice(i % 8 * 32, i % 8 * 32 + 32)
+    loss = torch.nn.functional.cross_entropy(model(x[b]), y[b]) + vbi.kl_loss()
     opt.zero_grad(); loss.backward(); opt.step(); vbi.step()
 plain, masks = tv.prune(model, config, x[:1])  # ordinary layers, masks {name: bool} in force
 small = compact(plain, x[:1])                    # dead neurons removed: a physically smaller model
