@@ -140,8 +140,8 @@ def write_report(ctx: RunContext, res: dict[str, Any]) -> None:
         f"({res['train_steps']} steps) for every arm. MSE = mean over the first h frames of the squared "
         f"error summed over dims; Chamfer and relative L2 of the displacement x − X at frame h; times are medians of "
         f"{res['timing_repeat']} steps at {res['timing_threads']} threads (1-minute load average of the machine "
-        f"{res['load_average'][0]:.1f} before and {res['load_average'][1]:.1f} after timing: above the core count, "
-        "other processes share the cores and every time is inflated).",
+        f"{res['load_average'][0]:.1f} before and {res['load_average'][1]:.1f} after timing, "
+        "the timed threads included; see the caveat above when it exceeds the thread count).",
         tables(res),
         "Figures: `figures/main-error-time-vs-ratio.png`, `figures/decoder-time-vs-queries.png`, "
         "`figures/rollout-side-by-side.png`; animation `figures/rollout.gif`.",
