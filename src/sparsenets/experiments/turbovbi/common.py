@@ -175,6 +175,32 @@ def point_metrics(model: nn.Module, val: Split, test: Split) -> dict[str, Any]:
     }
 
 
+@dataclass
+class CNNStudyConfig(TurboStudyConfig):
+    """The spec's CNN schedule (10 dense epochs, 10 rounds × 1, one fine-tune epoch); peers on one seed (3 for
+    Turbo-VBI and i.i.d.); shared by `turbovbi-lenet5-mnist` and `turbovbi-cnn-fmnist`."""
+
+    warmup_epochs: int = 10
+    rounds: int = 10
+    epochs_per_round: int = 1
+    finetune_epochs: int = 1
+    peer_seeds: int = 1
+
+
+CNN_QUICK = {  # a smoke run: 1k images, one seed, one epoch per phase
+    "seeds": 1,
+    "peer_seeds": 1,
+    "warmup_epochs": 1,
+    "rounds": 2,
+    "epochs_per_round": 1,
+    "finetune_epochs": 1,
+    "train_limit": 1024,
+    "val_limit": 500,
+    "test_limit": 500,
+    "latency_repeat": 3,
+}
+
+
 def chain_layers(model: nn.Module) -> list[nn.Module]:
     """The model's Linear/Conv2d layers in order (the feed-forward chain the study nets are)."""
     names = {n for n, _ in prunable_weights(model)}
