@@ -192,3 +192,48 @@ def test_every_experiment_keeps_its_run_identity() -> None:
         exp = reg[name]
         assert runs.config_hash(name, runs.make_config(exp), 0) == default, name
         assert runs.config_hash(name, runs.make_config(exp, quick=True), 0) == quick, name
+
+
+def test_pool_workers_end_when_their_parent_is_killed() -> None:
+    """SIGKILL of a study's process must not leave its spawned pool workers running as orphans."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import time, sparsenets.runs as r\n"
+        "print('ready', flush=True)\n"
+        "list(r.pool_map(time.sleep, [60.0, 60.0], workers=2))\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+    deadline, workers = time.time() + 60, []
+    while time.time() < deadline and len(workers) < 2:  # the two spawned workers (plus the resource tracker)
+        out = subprocess.run(
+            ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(parent.pid)], capture_output=True, text=True
+        )
+        workers = [int(line.split()[0]) for line in out.stdout.splitlines() if "multiprocessing-fork" in line]
+        time.sleep(0.2)
+    assert len(workers) == 2, "the pool never started its workers"
+    time.sleep(3.0)  # let the workers finish importing and start their watchers
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 20
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [w for w in alive if _running(w)]
+    for w in alive:  # never leave them behind, even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not alive, f"pool workers {alive} outlived their killed parent"
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` is a live process (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
@@ -10,6 +13,19 @@ from typing import Any
 import torch
 
 from sparsenets.errors import ConfigError
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """A worker's start: the parent's torch thread count, and a watcher that ends the worker once its parent is
+    gone (a killed study must not leave workers running as orphans)."""
+    torch.set_num_threads(threads)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="sparsenets-parent-watch").start()
 
 
 def pool_map(
@@ -37,8 +53,8 @@ def pool_map(
     waiting, finished = list(range(len(args))), set()
     pool_args = {
         "mp_context": ctx,
-        "initializer": torch.set_num_threads,
-        "initargs": (torch.get_num_threads(),),
+        "initializer": _init_worker,
+        "initargs": (torch.get_num_threads(), os.getpid()),
     }
     with ProcessPoolExecutor(min(workers, len(args)), **pool_args) as pool:
         running: dict[Future, int] = {}
