@@ -112,3 +112,14 @@ def test_claim_table_applies_the_thresholds() -> None:
     assert rows["(2) dense 50-step MSE, B (B256) / A"][3] == "fails"
     assert rows["(3) decoder time linear in N_query"][3] == "fails"
     assert {r[3] for r in claims(_result(True, 40.0, 1.5, [1.0, 2.0, 4.0]))} == {SMOKE_VERDICT}
+
+
+def test_claim_table_asks_whether_the_models_beat_particles_that_stay_put() -> None:
+    res = {**_result(False, 40.0, 1.5, [1.0, 2.0, 4.0]), "horizons": [50]}
+    res["no_model"] = {"static": {"50": 1.2}, "constant velocity": {"50": 9.0}}
+    rows = {r[0]: r for r in claims(res)}
+    # A's MSE 1.0 < 1.2 (learned); B256's 1.5 ≥ 1.2 (a fast model that learned nothing is flagged)
+    assert rows["(2) A learned the dynamics: dense 50-step MSE below 'stay put'"][3] == "holds"
+    assert rows["(2) B256 learned the dynamics: dense 50-step MSE below 'stay put'"][3] == "fails"
+    assert {r[3] for r in claims({**res, "quick": True})} == {SMOKE_VERDICT}
+    assert not [r for r in claims(_result(False, 40.0, 1.5, [1.0, 2.0, 4.0])) if "learned" in r[0]]

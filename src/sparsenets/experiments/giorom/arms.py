@@ -268,3 +268,23 @@ def evaluate(job: Job) -> dict[str, Any]:
     }  # fmt: skip
     _write_json(done, record)
     return record
+
+
+def no_model_mse(material: str, cfg: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Rollout MSE of two predictors that learn nothing, on the test trajectories from the same start as
+    `evaluate`: "static" (every particle stays where it is) and "constant velocity" (its last velocity kept).
+    A learned stepper that does not beat them has not learned the dynamics, however fast it is.
+
+    Returns:
+        {"static": {horizon: MSE}, "constant velocity": {horizon: MSE}}, means over test trajectories.
+    """
+    test = load_split(material, cfg, "test")
+    hs, c1 = list(cfg["horizons"]), HISTORY + 1
+    steps = max(hs)
+    out: dict[str, list[dict[int, float]]] = {"static": [], "constant velocity": []}
+    k_steps = torch.arange(1, steps + 1, dtype=test.positions.dtype)[:, None, None]
+    for traj in test.positions:
+        truth, last, prev = traj[c1 : c1 + steps], traj[c1 - 1], traj[c1 - 2]
+        out["static"].append(rollout_mse(last.expand(steps, -1, -1), truth, hs))
+        out["constant velocity"].append(rollout_mse(last + (last - prev) * k_steps, truth, hs))
+    return {name: {str(h): sum(r[h] for r in rs) / len(rs) for h in hs} for name, rs in out.items()}

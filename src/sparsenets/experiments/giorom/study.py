@@ -190,7 +190,7 @@ def run_study(cfg: StudyConfig, ctx: RunContext, material: str) -> dict[str, Any
         "material": material, "N": cfg.n_particles, "quick": ctx.quick, "horizons": list(cfg.horizons),
         "claim_horizon": cfg.claim_horizon, "train_steps": cfg.train_steps, "timing_repeat": cfg.timing_repeat,
         "big_repeat": cfg.big_repeat,
-        "timing_threads": cfg.timing_threads, "arms": records,
+        "timing_threads": cfg.timing_threads, "arms": records, "no_model": A.no_model_mse(material, c),
     }  # fmt: skip
     _timings(cfg, ctx, material, arms, res)
     ctx.save_json("results.json", res)
