@@ -7,10 +7,13 @@ import json
 import math
 
 import pytest
+import torch
 
 from sparsenets import runs
 from sparsenets.errors import ConfigError
-from sparsenets.experiments.turbovbi.common import select_matched
+from sparsenets.experiments.turbovbi import common
+from sparsenets.experiments.turbovbi.common import TurboStudyConfig, select_matched
+from sparsenets.models.lenet import LeNet300100
 
 TINY = ["train_limit=256", "val_limit=200", "test_limit=200", "latency_repeat=1", "batch_size=64"]
 
@@ -91,4 +94,36 @@ def test_bad_config_fails_before_the_run_folder(tmp_path) -> None:
         runs.execute("turbovbi-lenet5-mnist", quick=True, out=tmp_path / "y", sets=["peer_seeds=2"])
     with pytest.raises(ConfigError, match=r"\(0, 1\)"):
         runs.execute("turbovbi-cnn-fmnist", quick=True, out=tmp_path / "z", sets=["p01=1.5"])
+    with pytest.raises(ConfigError, match="warmup_optimizer"):
+        runs.execute(
+            "turbovbi-lenet300-mnist", quick=True, out=tmp_path / "w", sets=["warmup_optimizer=rmsprop"]
+        )
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_dense_warmup_trains_with_its_optimizer(optimizer: str) -> None:
+    cfg = TurboStudyConfig(warmup_optimizer=optimizer, warmup_lr=0.05, lr=1e-3, batch_size=32)
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    model = LeNet300100()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    seen: list = []
+    real_fit = common.fit
+
+    def spy(*args, **kwargs):  # record which optimizer and schedule the warm-up hands the Trainer
+        seen.append((kwargs.get("optimizer"), kwargs.get("scheduler")))
+        return real_fit(*args, **kwargs)
+
+    common.fit = spy
+    try:
+        common.fit_dense(model, (x, y), cfg, seed=0, steps=16, device="cpu")
+    finally:
+        common.fit = real_fit
+    opt, sched = seen[0]
+    if optimizer == "sgd":  # Nesterov SGD whose cosine schedule ends at lr 0 after the warm-up's steps
+        assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"] and sched.last_epoch == 16
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    else:
+        assert opt is None and sched is None  # `fit`'s own constant-lr Adam
+    assert any(not torch.equal(start[k], v) for k, v in model.state_dict().items())

@@ -39,6 +39,13 @@ def units_removed(units: list[int] | None, dense_units: list[int] | None) -> int
     return sum(d - u for d, u in zip(dense_units[:-1], units[:-1]))
 
 
+def _warmup(cfg: Any) -> str:
+    """The dense warm-up's optimizer in words."""
+    if getattr(cfg, "warmup_optimizer", "adam") == "adam":
+        return f"Adam {cfg.lr:g}"
+    return f"SGD Nesterov {cfg.warmup_lr:g}, cosine"
+
+
 def summarize(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     """arm → {metric: [mean, std]} over seeds of the chosen points, plus units per layer (mean) and seeds run."""
     arms: dict[str, list[dict[str, Any]]] = {}
@@ -244,7 +251,7 @@ def write_report(
     lines += [
         f"Matched error: each arm's most compressed threshold whose validation error is within {cfg.band:g} pt "
         "of the best sparse arm's; test errors at that point. Schedule: "
-        f"{cfg.warmup_epochs} dense epochs, {cfg.rounds} rounds × {cfg.epochs_per_round} epochs, Adam "
+        f"{cfg.warmup_epochs} dense epochs ({_warmup(cfg)}), {cfg.rounds} rounds × {cfg.epochs_per_round} epochs, Adam "
         f"{cfg.lr:g}, batch {cfg.batch_size}, p01 = {cfg.p01:g}, p10 = {cfg.p10:g}, BP {cfg.bp_sweeps} sweeps, "
         f"damping {cfg.damping:g}. Runs per column and block density on the support grids (docs/methods/"
         "turbovbi.md); units left per unit layer (inputs first).",

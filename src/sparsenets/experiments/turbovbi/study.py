@@ -28,7 +28,7 @@ from sparsenets.experiments.turbovbi.common import (
     arm_names,
     check_study,
     error,
-    fit,
+    fit_dense,
     load_splits,
     point_metrics,
     select_matched,
@@ -89,7 +89,7 @@ def _dense_job(args: tuple[TurboStudyConfig, StudySpec, int, str, Path]) -> None
         return
     job, _, _ = _job(cfg, spec, seed, device, folder)
     torch.manual_seed(seed)
-    model = fit(spec.model(), job.train, cfg, seed, job.epochs(cfg.warmup_epochs), device)
+    model = fit_dense(spec.model(), job.train, cfg, seed, job.epochs(cfg.warmup_epochs), device)
     folder.mkdir(parents=True, exist_ok=True)
     _save_state(model, folder / "dense.safetensors")
 
