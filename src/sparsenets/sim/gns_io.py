@@ -66,9 +66,11 @@ def _as_trajectory(item: Any, where: str) -> GnsTrajectory:
     if len(parts) < 2:
         raise SparsenetsError(f"{where} is not a (positions, particle_type) pair; is this a GNS .npz?")
     pos, types = np.asarray(parts[0]), np.asarray(parts[1])
-    if pos.ndim != 3 or types.shape != (pos.shape[1],) or not np.issubdtype(pos.dtype, np.floating):
+    shaped = pos.ndim == 3 and min(pos.shape[:2], default=0) >= 1 and pos.shape[2] in (2, 3)
+    if not shaped or types.shape != (pos.shape[1],) or not np.issubdtype(pos.dtype, np.floating):
         raise SparsenetsError(
-            f"{where}: positions {pos.shape} / particle_type {types.shape} are not [T, N, d] / [N]"
+            f"{where}: positions {pos.shape} {pos.dtype} / particle_type {types.shape} are not float "
+            "[T >= 1, N >= 1, d in (2, 3)] / [N]"
         )
     return GnsTrajectory(pos.astype(np.float32), types.astype(np.int64))
 
