@@ -44,6 +44,14 @@ def test_water_quick_runs_every_arm_writes_report_and_resumes(tmp_path, monkeypa
     assert res["arms"]["A"]["dense_mse"] == res["arms"]["A"]["sparse_mse"]  # A steps every particle
     assert res["arms"]["B16"]["radius"] == pytest.approx(res["arms"]["A"]["radius"] * math.sqrt(512 / 16))
     assert len(res["query_timing"]["decoder_ms"]) == 3 and set(res["timing_16k"]) == set(res["arms"])
+    metrics = json.loads((out / "result.json").read_text())["metrics"]  # the overview's headline figures
+    a_ms = res["arms"]["A"]["timing"]["total_ms"]
+    assert metrics["speedup_nm32"] == pytest.approx(a_ms / res["arms"]["B16"]["timing"]["total_ms"])
+    b_mse, a_mse = (res["arms"][k]["dense_mse"][str(res["claim_horizon"])] for k in ("B16", "A"))
+    assert metrics["mse_vs_gns_nm32"] == pytest.approx(b_mse / a_mse)
+    longest = str(max(res["horizons"]))
+    static = res["no_model"]["static"][longest]
+    assert metrics["mse_vs_static_A"] == pytest.approx(res["arms"]["A"]["dense_mse"][longest] / static)
     report = (out / "report.md").read_text()
     assert report.startswith("**GIOROM on MPM water 2-D, N = 512 (smoke run")
     assert SMOKE_VERDICT in report and "| holds |" not in report and "| fails |" not in report

@@ -301,13 +301,23 @@ def _pictures(cfg: StudyConfig, ctx: RunContext, material: str, res: dict[str, A
 
 
 def _headline(res: dict[str, Any]) -> dict[str, Any]:
-    """The metrics result.json carries: per arm, the claim horizon's dense MSE and the end-to-end step time."""
-    h = str(res["claim_horizon"])
-    return {
-        name: {
-            "dense_mse": a["dense_mse"][h],
-            "sparse_mse": a["sparse_mse"][h],
-            "step_ms": a["timing"]["total_ms"],
-        }
-        for name, a in res["arms"].items()
-    }
+    """The metrics result.json carries: per arm the claim horizon's dense/sparse MSE and end-to-end step time,
+    and the claim's own figures by N/M: `speedup_nm<r>` (A's step / B's) and `mse_vs_gns_nm<r>` (B's dense MSE /
+    A's), plus `mse_vs_static_<arm>` (the longest horizon's dense MSE / "particles stay put"'s: < 1 when it
+    learned something)."""
+    h, longest = str(res["claim_horizon"]), str(max(res["horizons"]))
+    arms = res["arms"]
+    out: dict[str, Any] = {
+        name: {"dense_mse": a["dense_mse"][h], "sparse_mse": a["sparse_mse"][h], "step_ms": a["timing"]["total_ms"]}
+        for name, a in arms.items()
+    }  # fmt: skip
+    full = arms.get("A")
+    static = res.get("no_model", {}).get("static", {}).get(longest)
+    for name, a in arms.items():
+        if full is not None and name.startswith("B"):
+            r = round(res["N"] / a["M"])
+            out[f"speedup_nm{r}"] = full["timing"]["total_ms"] / a["timing"]["total_ms"]
+            out[f"mse_vs_gns_nm{r}"] = a["dense_mse"][h] / full["dense_mse"][h]
+        if static:
+            out[f"mse_vs_static_{name}"] = a["dense_mse"][longest] / static
+    return out
