@@ -203,7 +203,9 @@ def _figure_vs_ratio(ctx: RunContext, res: dict[str, Any]) -> None:
     for ax in (ax1, ax2):
         ax.legend(fontsize=7)
         plain_log_ticks(ax.xaxis)
+        plain_log_ticks(ax.yaxis)  # 2 × 10^1-style labels crowd the y-label
     fig.suptitle(f"MPM {res['material']}, N = {n}: error and time vs sampling ratio")
+    fig.tight_layout()
     ctx.save_figure(fig, "main-error-time-vs-ratio")
 
 
