@@ -4,9 +4,11 @@ study resumes at its unfinished jobs (and a half-trained stepper from its last T
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,9 @@ class Job:
     seed: int
 
 
+JobFn = Callable[[Job], dict[str, Any]]
+
+
 def data_params(cfg: dict[str, Any]) -> dict[str, int]:
     """The data set's cache parameters from a study config."""
     keys = ("n_particles", "frames", "n_train", "n_val", "n_test")
@@ -101,6 +106,25 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
 
 
+def cached_record(name: str) -> Callable[[JobFn], JobFn]:
+    """Make a job resumable: its record is read from `job.folder / name` when a finished run wrote it, else
+    computed and written there atomically (so a killed study redoes only unfinished jobs)."""
+
+    def wrap(fn: JobFn) -> JobFn:
+        @functools.wraps(fn)
+        def job_fn(job: Job) -> dict[str, Any]:
+            done = job.folder / name
+            if done.exists():
+                return json.loads(done.read_text())
+            record = fn(job)
+            _write_json(done, record)
+            return record
+
+        return job_fn
+
+    return wrap
+
+
 def _loss_curve(folder: Path) -> dict[str, Any]:
     """First and last logged training loss of the Trainer's metrics.jsonl in `folder` (None when absent)."""
     path = folder / "metrics.jsonl"
@@ -109,11 +133,9 @@ def _loss_curve(folder: Path) -> dict[str, Any]:
     return {"first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None}
 
 
+@cached_record("train.json")
 def train_stepper(job: Job) -> dict[str, Any]:
     """Train one arm's stepper (resumable through the Trainer's checkpoints); its record, once finished."""
-    done = job.folder / "train.json"
-    if done.exists():
-        return json.loads(done.read_text())
     cfg, arm = job.cfg, job.arm
     assert arm is not None
     train = load_split(job.material, cfg, "train")
@@ -135,16 +157,12 @@ def train_stepper(job: Job) -> dict[str, Any]:
     trainer.fit()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_save_safetensors(state, job.folder / "model.safetensors")
-    record = {"arm": arm.name, "train_seconds": time.perf_counter() - t0, **_loss_curve(job.folder)}
-    _write_json(done, record)
-    return record
+    return {"arm": arm.name, "train_seconds": time.perf_counter() - t0, **_loss_curve(job.folder)}
 
 
+@cached_record("decoder.json")
 def train_decoder(job: Job) -> dict[str, Any]:
     """Train the kernel decoder of one M on ground-truth sparse → dense pairs of the training split."""
-    done = job.folder / "decoder.json"
-    if done.exists():
-        return json.loads(done.read_text())
     cfg = job.cfg
     train = load_split(job.material, cfg, "train")
     torch.manual_seed(job.seed)
@@ -168,7 +186,6 @@ def train_decoder(job: Job) -> dict[str, Any]:
         "decoder_seconds": time.perf_counter() - t0,
         **_loss_curve(job.folder),
     }
-    _write_json(done, record)
     return record
 
 
@@ -216,13 +233,11 @@ def _mean_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: {h: sum(r[k][h] for r in records) / len(records) for h in records[0][k]} for k in records[0]}
 
 
+@cached_record("eval.json")
 def evaluate(job: Job) -> dict[str, Any]:
     """Roll an arm out on every test trajectory from its first C + 1 frames; sparse and dense errors (B: kernel
     decoder and, as arm C, plain Shepard), Chamfer, relative L2, one-step MSE, graph degree; saves test
     trajectory 0's dense rollout for the pictures."""
-    done = job.folder / "eval.json"
-    if done.exists():
-        return json.loads(done.read_text())
     cfg, arm = job.cfg, job.arm
     assert arm is not None
     test = load_split(job.material, cfg, "test")
@@ -266,7 +281,6 @@ def evaluate(job: Job) -> dict[str, Any]:
         "chamfer_shepard": c["chamfer"] if c else None, "rel_l2_shepard": c["rel_l2"] if c else None,
         "diverged": not math.isfinite(d["mse"][str(max(hs))]),
     }  # fmt: skip
-    _write_json(done, record)
     return record
 
 
