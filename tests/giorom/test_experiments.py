@@ -123,11 +123,16 @@ def test_claim_table_applies_the_thresholds() -> None:
 
 
 def test_claim_table_asks_whether_the_models_beat_particles_that_stay_put() -> None:
-    res = {**_result(False, 40.0, 1.5, [1.0, 2.0, 4.0]), "horizons": [50]}
-    res["no_model"] = {"static": {"50": 1.2}, "constant velocity": {"50": 9.0}}
+    res = {**_result(False, 40.0, 1.5, [1.0, 2.0, 4.0]), "horizons": [50, 150]}
+    for arm, long in (("A", 4.0), ("B256", 2.0)):
+        res["arms"][arm]["dense_mse"]["150"] = long
+    res["no_model"] = {"static": {"50": 1.2, "150": 3.0}, "constant velocity": {"50": 9.0, "150": 1.0}}
     rows = {r[0]: r for r in claims(res)}
-    # A's MSE 1.0 < 1.2 (learned); B256's 1.5 ≥ 1.2 (a fast model that learned nothing is flagged)
-    assert rows["(2) A learned the dynamics: dense 50-step MSE below 'stay put'"][3] == "holds"
-    assert rows["(2) B256 learned the dynamics: dense 50-step MSE below 'stay put'"][3] == "fails"
+    # at 50 steps the better no-model predictor is "static" (1.2): A's 1.0 learned, B256's 1.5 did not
+    assert rows["(2) A learned the dynamics: dense 50-step MSE below 'static'"][3] == "holds"
+    assert rows["(2) B256 learned the dynamics: dense 50-step MSE below 'static'"][3] == "fails"
+    # at 150 "constant velocity" is the better one (1.0): both models fail there
+    assert rows["(2) A learned the dynamics: dense 150-step MSE below 'constant velocity'"][3] == "fails"
+    assert rows["(2) B256 learned the dynamics: dense 150-step MSE below 'constant velocity'"][3] == "fails"
     assert {r[3] for r in claims({**res, "quick": True})} == {SMOKE_VERDICT}
     assert not [r for r in claims(_result(False, 40.0, 1.5, [1.0, 2.0, 4.0])) if "learned" in r[0]]

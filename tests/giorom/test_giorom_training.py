@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import sparsenets.giorom as giorom
+from sparsenets.errors import ConfigError
 from sparsenets.train import Trainer
 from tests.giorom.synthetic import dataset, rotating_block, spacing
 
@@ -96,3 +98,34 @@ def test_rollout_rebuilds_the_graph_and_times_every_phase() -> None:
             assert torch.allclose(nxt, run.positions[s], atol=1e-6)
             hist = torch.cat([hist[:, 1:], nxt[:, None]], dim=1)
     assert torch.allclose(run.dense[-1], run.positions[-1][:7], atol=1e-6)  # queries on sparse points: exact
+
+
+@pytest.mark.parametrize("target", ["clean", "gns"])
+def test_window_targets_follow_their_convention(target: str) -> None:
+    """'clean' (spec test 2): x̃_t + ṽ_t + a = x_{t+1}; 'gns': x̃_t + ṽ_t + a = x_{t+1} + n_t, i.e. the next
+    velocity it implies is the clean one. The window's first position is noise-free, which finds its frame."""
+    pos = dataset(n_traj=2, frames=12, n_side=4).double()
+    stats = giorom.Statistics((0.0, 0.0), (0.01, 0.01), (0.0, 0.0), (0.01, 0.01), noise_std=1e-3)
+    cfg = giorom.StepperConfig(stats, ((0, 1), (0, 1)), radius=0.5, history=3)
+    batches = giorom.WindowBatches(
+        pos, torch.zeros(16, dtype=torch.long), torch.arange(16), cfg, 1, 3, target
+    )
+    for step in range(5):
+        s = batches(step)
+        noisy, a = s["pos"].double(), s["target"].double()
+        ((k, f),) = [
+            (k, f) for k in range(2) for f in range(12) if torch.equal(pos[k, f].float(), noisy[:, 0].float())
+        ]
+        clean_last, nxt = pos[k, f + 3], pos[k, f + 4]
+        got = noisy[:, -1] + (noisy[:, -1] - noisy[:, -2]) + a
+        want = nxt + (noisy[:, -1] - clean_last if target == "gns" else 0.0)
+        assert torch.allclose(got, want, atol=1e-6), (target, (got - want).abs().max())
+        assert (noisy[:, -1] - clean_last).abs().max() > 1e-5  # the last position did carry noise
+
+
+def test_an_unknown_window_target_is_one_line() -> None:
+    cfg = giorom.StepperConfig(giorom.statistics(dataset(1, 10, 4)), ((0, 1), (0, 1)), radius=0.5)
+    with pytest.raises(ConfigError, match="target must be one of"):
+        giorom.WindowBatches(
+            dataset(1, 10, 4), torch.zeros(16, dtype=torch.long), torch.arange(16), cfg, target="x"
+        )
