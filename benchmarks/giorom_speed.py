@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -60,7 +61,16 @@ def main(argv: list[str] | None = None) -> str:
         dec = giorom.KernelDecoder(dec_cfg).eval() if decode else None
         x_hist = ps.positions[0, :c1][:, ids].transpose(0, 1)
         with torch.no_grad():
-            return step_split(model, x_hist, ps.types[0, ids], args.repeat, dec, ref[ids], ref)
+            got = step_split(model, x_hist, ps.types[0, ids], args.repeat, dec, ref[ids], ref)
+            # the baseline: the same decoder called afresh every step (no `bind`), as before the bound path
+            got["unbound_ms"] = (
+                step_split(model, x_hist, ps.types[0, ids], args.repeat, unbound(dec), ref[ids], ref)[
+                    "decoder_ms"
+                ]
+                if dec is not None
+                else 0.0
+            )
+        return got
 
     load = os.getloadavg()[0]
     rows = [["A: full GNS", n, args.gns_mp, *_cells(split(n, args.gns_mp, False))]]
@@ -77,18 +87,25 @@ def main(argv: list[str] | None = None) -> str:
         "decoder ms",
         "stepper ms",
         "step ms",
+        "decoder share",
+        "decoder ms, unbound",
     ]
     dec = giorom.KernelDecoder(dec_cfg).eval()
     m = sorted(args.sizes)[len(args.sizes) // 2]
     ids = ps.fps_ids[0, :m]
-    q_ms = decoder_vs_queries(dec, ref[ids], ps.positions[0, c1, ids], ref, args.queries, args.repeat)
+    x_t = ps.positions[0, c1, ids]
+    q_ms = decoder_vs_queries(dec, ref[ids], x_t, ref, args.queries, args.repeat)
+    q_unbound = decoder_vs_queries(unbound(dec), ref[ids], x_t, ref, args.queries, args.repeat)
     out = [
         f"GIOROM step times, MPM water N = {n}, hidden {args.hidden}, {args.threads} torch thread(s), median of {args.repeat} "
         f"steps, untrained weights; 1-minute load average {load:.1f} at the start (above the core count, other "
         "processes shared the cores).\n",
         md_table(head, rows),
         f"Kernel decoder (grid {dec_cfg.grid}², M = {m}) time vs query points:\n",
-        md_table(["N_query", "decoder ms"], [[q, t] for q, t in zip(args.queries, q_ms)]),
+        md_table(
+            ["N_query", "decoder ms (bound)", "decoder ms, unbound"],
+            [[q, t, u] for q, t, u in zip(args.queries, q_ms, q_unbound)],
+        ),
     ]
     text = "\n".join(out)
     print(text)
@@ -97,8 +114,25 @@ def main(argv: list[str] | None = None) -> str:
     return text
 
 
-def _cells(t: dict[str, float]) -> list[float]:
-    return [t["graph_ms"], t["processor_ms"], t["decoder_ms"], t["stepper_ms"], t["total_ms"]]
+def unbound(decoder: giorom.KernelDecoder | None) -> Callable[..., torch.Tensor] | None:
+    """The decoder behind a plain function (no `bind`): rollouts then call it afresh every step."""
+    if decoder is None:
+        return None
+    return lambda reference, positions, queries: decoder(reference, positions, queries)
+
+
+def _cells(t: dict[str, float]) -> list[float | str]:
+    share = f"{100 * t['decoder_ms'] / t['total_ms']:.1f} %" if t["decoder_ms"] else "—"
+    unbound_ms: float | str = t["unbound_ms"] or "—"
+    return [
+        t["graph_ms"],
+        t["processor_ms"],
+        t["decoder_ms"],
+        t["stepper_ms"],
+        t["total_ms"],
+        share,
+        unbound_ms,
+    ]
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from sparsenets.giorom.gno import GNOBlock, grid_points
 from sparsenets.giorom.graph import degrees, radius_graph, radius_pairs, require_neighbours
 from sparsenets.giorom.losses import acceleration_loss, decoder_loss
 from sparsenets.giorom.metrics import chamfer_distance, one_step_mse, per_frame_mse, relative_l2, rollout_mse
-from sparsenets.giorom.rollout import Rollout, rollout
+from sparsenets.giorom.rollout import Rollout, bind_decoder, rollout
 from sparsenets.giorom.stepper import Stepper
 from sparsenets.giorom.windows import DecoderBatches, WindowBatches
 
@@ -49,6 +49,7 @@ __all__ = [
     "StepperConfig",
     "WindowBatches",
     "acceleration_loss",
+    "bind_decoder",
     "chamfer_distance",
     "corrected_target",
     "decoder_loss",

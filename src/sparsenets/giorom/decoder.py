@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -86,57 +87,124 @@ class KernelDecoder(nn.Module):
             vol = torch.tensordot(self.blur, vol, dims=([1], [axis])).movedim(0, axis)
         return vol.reshape(grid.shape)
 
-    def _read(self, grid: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-        """Multilinear read of a [G^d, C] grid at queries [Q, d]: [Q, C], with torch's fused `grid_sample`."""
+    def _where(self, queries: torch.Tensor) -> torch.Tensor:
+        """`grid_sample`'s sampling grid [1, (1,)* Q, d] for queries [Q, d]: [-1, 1] spans the corner points and
+        coordinates come last axis first."""
+        d = self.cfg.dim
+        unit = 2 * (queries - self.low) / (self.high - self.low) - 1
+        return unit.flip(-1).reshape(1, *([1] * (d - 1)), -1, d)
+
+    def _read(
+        self, grid: torch.Tensor, queries: torch.Tensor, where: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Multilinear read of a [G^d, C] grid at queries [Q, d]: [Q, C], with torch's fused `grid_sample`
+        (`where`: the queries' precomputed `_where`)."""
         d, g, c = self.cfg.dim, self.cfg.grid, grid.shape[1]
         vol = grid.T.reshape(1, c, *([g] * d))
-        # grid_sample's convention: [-1, 1] spans the corner points
-        unit = 2 * (queries - self.low) / (self.high - self.low) - 1
-        where = unit.flip(-1).reshape(1, *([1] * (d - 1)), -1, d)  # it orders coordinates last axis first
+        where = self._where(queries) if where is None else where
         out = F.grid_sample(vol, where, mode="bilinear", padding_mode="zeros", align_corners=True)
         return out.reshape(c, -1).T
 
-    def splat(self, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """The smoothed grid [G^d, features + 1 + d] of [f, 1, u / scale] splatted from the sparse points."""
+    def _splat_cells(
+        self, idx: torch.Tensor, w: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
         u = (positions - reference) / self.cfg.scale
         values = torch.cat([self.act(self.feature(u)), torch.ones_like(u[:, :1]), u], dim=-1)
-        idx, w = self._cells(reference)
         grid = torch.zeros(self.cfg.grid**self.cfg.dim, self.n_read, dtype=u.dtype, device=u.device)
         grid.index_add_(0, idx.flatten(), (w[..., None] * values[:, None, :]).flatten(0, 1))
         return self._smooth(grid)
 
-    def shepard(self, grid: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    def splat(self, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The smoothed grid [G^d, features + 1 + d] of [f, 1, u / scale] splatted from the sparse points."""
+        return self._splat_cells(*self._cells(reference), reference, positions)
+
+    def shepard(
+        self, grid: torch.Tensor, queries: torch.Tensor, where: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """[Q, features + 1 + d] Shepard means [f̄, c, ū / scale] of a splatted grid at the queries (all 0 where
         not covered)."""
-        read = self._read(grid, queries)
+        read = self._read(grid, queries, where)
         density = read[:, self.cfg.features : self.cfg.features + 1]
         covered = density > self.cfg.min_density
         inv = torch.where(covered, 1.0 / density.clamp_min(self.cfg.min_density), torch.zeros_like(density))
         return read * inv
 
-    def _decode(self, grid: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-        mean = self.shepard(grid, queries)
-        w = self.first.weight
+    def encode_queries(self, queries: torch.Tensor) -> torch.Tensor | None:
+        """[Q, 2·d·pe_levels] the queries' positional encoding [sin | cos] of X_q at 2^k·π (None without one)."""
+        if not self.cfg.pe_levels:
+            return None
+        unit = (queries - self.low) / (self.high - self.low)
+        angles = (unit[:, None, :] * self.freqs[:, None]).flatten(1)  # [Q, L·d]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    def query_term(self, pe: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+        """The first layer's part that depends on the query alone: bias + PE(X_q) W_peᵀ, [Q, hidden] (the bias
+        broadcast as [hidden] without an encoding; `like` gives dtype and device)."""
+        if pe is None:
+            return self.first.bias.to(like)
+        return torch.addmm(self.first.bias, pe, self.first.weight[:, self.n_read :].T)
+
+    def decode_block(
+        self, grid: torch.Tensor, queries: torch.Tensor, where: torch.Tensor, term: torch.Tensor
+    ) -> torch.Tensor:
+        """[Q, d] positions at one block of queries [Q, d] from a splatted grid, given the block's `_where` and
+        `query_term`: u = ū + MLP(...), returned as X_q + scale·u."""
+        mean = self.shepard(grid, queries, where)
         # the first layer as a sum of products: no [Q, inputs] concatenation
-        h = torch.addmm(self.first.bias, mean, w[:, : self.n_read].T)
-        if self.cfg.pe_levels:
-            unit = (queries - self.low) / (self.high - self.low)
-            angles = (unit[:, None, :] * self.freqs[:, None]).flatten(1)  # [Q, L·d]
-            w_sin, w_cos = w[:, self.n_read :].split(angles.shape[1], dim=1)
-            h = h.addmm(angles.sin(), w_sin.T).addmm(angles.cos(), w_cos.T)
+        h = torch.addmm(term, mean, self.first.weight[:, : self.n_read].T)
         h = self.act(self.second(self.act(h)))
         return queries + self.cfg.scale * (mean[:, self.cfg.features + 1 :] + self.out(h))
+
+    def bind(self, reference: torch.Tensor, queries: torch.Tensor) -> BoundKernelDecoder:
+        """This decoder fixed to sparse reference points [M, d] and queries [Q, d] (both constant over a
+        rollout): `bound(positions [M, d]) -> [Q, d]`, with the splat cells, read coordinates and positional
+        encodings computed once. Checks the points against the box here."""
+        require_inside(reference, self.low, self.high, "sparse reference points")
+        require_inside(queries, self.low, self.high, "query points")
+        return BoundKernelDecoder(self, reference, queries)
 
     def forward(
         self, reference: torch.Tensor, positions: torch.Tensor, queries: torch.Tensor
     ) -> torch.Tensor:
         """reference, positions: [M, d] sparse X_i and x_i(t); queries: [Q, d] X_q. Returns [Q, d] x(X_q, t)."""
-        require_inside(reference, self.low, self.high, "sparse reference points")
-        require_inside(queries, self.low, self.high, "query points")
-        require_finite(positions, "sparse positions")
-        grid = self.splat(reference, positions)
+        return self.bind(reference, queries)(positions)
+
+
+class BoundKernelDecoder:
+    """A `KernelDecoder` fixed to one set of sparse reference points and queries (see `KernelDecoder.bind`).
+
+    Under `torch.no_grad` the query term (bias + PE W_peᵀ) is kept between calls and recomputed when the first
+    layer's weights change (their in-place version counter moves); with gradients on it is recomputed each call,
+    so training through a bound decoder backpropagates as the unbound one does.
+    """
+
+    def __init__(self, decoder: KernelDecoder, reference: torch.Tensor, queries: torch.Tensor) -> None:
+        self.decoder, self.reference = decoder, reference
+        self.idx, self.w = decoder._cells(reference)
         # blocks of queries keep each block's intermediates in cache: time stays linear in Q
-        return torch.cat([self._decode(grid, block) for block in queries.split(QUERY_BLOCK)])
+        self.blocks = [(q, decoder._where(q), decoder.encode_queries(q)) for q in queries.split(QUERY_BLOCK)]
+        self._terms: list[torch.Tensor] = []
+        self._version: tuple[int, int, int] | None = None
+
+    def _query_terms(self, like: torch.Tensor) -> list[torch.Tensor]:
+        first = self.decoder.first
+        if torch.is_grad_enabled():
+            return [self.decoder.query_term(pe, like) for _, _, pe in self.blocks]
+        version = (id(first.weight), first.weight._version, first.bias._version)
+        if version != self._version:
+            self._terms = [self.decoder.query_term(pe, like) for _, _, pe in self.blocks]
+            self._version = version
+        return self._terms
+
+    def __call__(self, positions: torch.Tensor) -> torch.Tensor:
+        """positions: [M, d] the sparse particles' x_i(t). Returns [Q, d] x(X_q, t)."""
+        require_finite(positions, "sparse positions")
+        dec = self.decoder
+        grid = dec._splat_cells(self.idx, self.w, self.reference, positions)
+        terms = self._query_terms(positions)
+        return torch.cat(
+            [dec.decode_block(grid, q, where, t) for (q, where, _), t in zip(self.blocks, terms)]
+        )
 
 
 class ShepardDecoder(nn.Module):
@@ -156,15 +224,14 @@ class ShepardDecoder(nn.Module):
             validate_bounds(bounds)
         self.k, self.power, self.bounds = k, power, bounds
 
-    def forward(
-        self, reference: torch.Tensor, positions: torch.Tensor, queries: torch.Tensor
-    ) -> torch.Tensor:
-        """reference, positions: [M, d]; queries: [Q, d]. Returns [Q, d] X_q + Σ w_i u_i / Σ w_i."""
+    def bind(self, reference: torch.Tensor, queries: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """This decoder fixed to sparse reference points [M, d] and queries [Q, d]: neighbours and weights live in
+        reference space, so they are found once; `bound(positions [M, d]) -> [Q, d]` is then a gather and a
+        weighted sum."""
         if self.bounds is not None:
             low = torch.tensor([lo for lo, _ in self.bounds], dtype=queries.dtype, device=queries.device)
             high = torch.tensor([hi for _, hi in self.bounds], dtype=queries.dtype, device=queries.device)
             require_inside(queries, low, high, "query points")
-        require_finite(positions, "sparse positions")
         k = min(self.k, reference.shape[0])
         tree = cKDTree(reference.detach().to("cpu", torch.float64).numpy())
         dist, idx = tree.query(queries.detach().to("cpu", torch.float64).numpy(), k=k)
@@ -174,5 +241,16 @@ class ShepardDecoder(nn.Module):
         hit = dist <= 1e-12 * (1.0 + dist[:, -1:])
         w = torch.where(hit.any(-1, keepdim=True), hit.double(), dist.clamp_min(1e-300) ** -self.power)
         w = (w / w.sum(-1, keepdim=True)).to(queries.device, queries.dtype)
-        u = positions - reference
-        return queries + (w[..., None] * u[idx]).sum(1)
+
+        def bound(positions: torch.Tensor) -> torch.Tensor:
+            require_finite(positions, "sparse positions")
+            u = positions - reference
+            return queries + (w[..., None] * u[idx]).sum(1)
+
+        return bound
+
+    def forward(
+        self, reference: torch.Tensor, positions: torch.Tensor, queries: torch.Tensor
+    ) -> torch.Tensor:
+        """reference, positions: [M, d]; queries: [Q, d]. Returns [Q, d] X_q + Σ w_i u_i / Σ w_i."""
+        return self.bind(reference, queries)(positions)

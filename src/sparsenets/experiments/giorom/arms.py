@@ -263,8 +263,8 @@ def evaluate(job: Job) -> dict[str, Any]:
                 full = torch.empty_like(pred)
                 full[:, ids[k]] = pred
             else:
-                full = torch.stack([decoder(ref[ids[k]], p, ref) for p in pred])
-                shep = torch.stack([shepard(ref[ids[k]], p, ref) for p in pred])
+                kernel, plain = decoder.bind(ref[ids[k]], ref), shepard.bind(ref[ids[k]], ref)
+                full, shep = torch.stack([kernel(p) for p in pred]), torch.stack([plain(p) for p in pred])
                 dense_c.append(_dense_metrics(shep, truth, ref, hs))
         dense.append(_dense_metrics(full, truth, ref, hs))
         if k == 0:

@@ -43,7 +43,8 @@ def step_split(
 
     Returns:
         {"graph_ms", "processor_ms", "decoder_ms" (0 without a decoder), "stepper_ms" (graph + processor),
-        "total_ms"}; medians are per phase except `total_ms`, the median of whole steps.
+        "total_ms", "bind_ms"}; medians are per phase except `total_ms`, the median of whole steps; `bind_ms` is
+        the decoder's one-time binding to the queries before the first step (not in any step).
     """
     giorom.rollout(model, x_hist, WARMUP, types=types, decoder=decoder, reference=reference, queries=queries)
     run = giorom.rollout(
@@ -58,6 +59,7 @@ def step_split(
         "decoder_ms": med.get("decoder", 0.0),
         "stepper_ms": 1e3 * statistics.median(stepper),
         "total_ms": med["step"],
+        "bind_ms": 1e3 * run.bind_s,
     }
 
 
@@ -70,8 +72,9 @@ def decoder_vs_queries(
     repeat: int,
     seed: int = 0,
 ) -> list[float]:
-    """Median ms of one decode at each query count: queries are the dense reference points, repeated with a
-    small jitter (clipped to the dense points' bounding box) where more are asked for than there are particles.
+    """Median ms of one rollout step's decode at each query count (the decoder bound to the queries once, as a
+    rollout does): queries are the dense reference points, repeated with a small jitter (clipped to the dense
+    points' bounding box) where more are asked for than there are particles.
 
     Args:
         decoder: `decoder(reference, positions, queries) -> [Q, d]` (kernel or Shepard).
@@ -87,5 +90,6 @@ def decoder_vs_queries(
             copies = (torch.arange(len(pool)) >= len(dense_reference))[:, None]  # the first N stay exact
             pool = pool + 1e-3 * torch.randn(pool.shape, generator=g) * copies
             queries = torch.minimum(torch.maximum(pool[:q], low), high)
-            out.append(_median_ms(lambda queries=queries: decoder(reference, positions, queries), repeat))
+            bound = giorom.bind_decoder(decoder, reference, queries)
+            out.append(_median_ms(lambda bound=bound: bound(positions), repeat))
     return out
