@@ -106,15 +106,14 @@ def test_trained_kernel_decoder_beats_its_untrained_start_and_keeps_the_sparse_p
     assert float(((own - frames[0, -1, ids]) ** 2).sum(-1).mean()) < 1e-2 * spacing2
 
 
-def test_grid_smoothing_equals_a_direct_gaussian_sum() -> None:
-    dec = giorom.KernelDecoder(giorom.DecoderConfig(bounds=BOX, grid=12, smoothing=1.3))
-    grid = torch.rand(144, 3, generator=torch.Generator().manual_seed(0))
-    ij = (
-        torch.stack(torch.meshgrid(torch.arange(12), torch.arange(12), indexing="ij"), -1)
-        .reshape(-1, 2)
-        .float()
-    )
-    off = ij[:, None, :] - ij[None, :, :]  # [target, source, 2] offsets in cells
+@pytest.mark.parametrize("d", [2, 3])
+def test_grid_smoothing_equals_a_direct_gaussian_sum(d: int) -> None:
+    g = 12 if d == 2 else 7
+    dec = giorom.KernelDecoder(giorom.DecoderConfig(bounds=((0.0, 1.0),) * d, grid=g, smoothing=1.3))
+    grid = torch.rand(g**d, 3, generator=torch.Generator().manual_seed(d))
+    axes = torch.meshgrid(*([torch.arange(g)] * d), indexing="ij")
+    ij = torch.stack(axes, -1).reshape(-1, d).float()  # row-major: axis k has stride g^(d-1-k)
+    off = ij[:, None, :] - ij[None, :, :]  # [target, source, d] offsets in cells
     w = torch.exp(-0.5 * (off / 1.3) ** 2) * (off.abs() <= 4)  # 4 = ceil(3σ) cells
     want = w.prod(-1) @ grid
     assert torch.allclose(dec._smooth(grid), want, atol=1e-5)
