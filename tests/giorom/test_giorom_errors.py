@@ -72,6 +72,28 @@ def test_queries_outside_the_domain_and_bad_shapes_are_refused() -> None:
         giorom.rollout(model, torch.rand(10, 6, 2), 3, types=torch.full((10,), 12))
 
 
+@pytest.mark.parametrize("kind", ["kernel", "shepard"])
+def test_bound_decoders_refuse_points_of_the_wrong_shape(kind: str) -> None:
+    """bind(reference, queries) and the bound call each refuse a wrong shape in one line, before any indexing."""
+    dec = (
+        giorom.KernelDecoder(giorom.DecoderConfig(bounds=BOX, grid=8))
+        if kind == "kernel"
+        else giorom.ShepardDecoder()
+    )
+    ref, queries = 0.2 + 0.6 * torch.rand(10, 2), 0.2 + 0.6 * torch.rand(30, 2)
+    with pytest.raises(SparsenetsError) as err:
+        dec.bind(ref, queries[:, :1])
+    assert "query points" in one_line(err)
+    with pytest.raises(SparsenetsError) as err:
+        dec.bind(ref[:, None], queries)
+    assert "sparse reference points" in one_line(err)
+    bound = dec.bind(ref, queries)
+    with pytest.raises(SparsenetsError) as err:
+        bound(ref[:7])
+    assert "sparse positions must be [10, 2], got (7, 2)" in one_line(err)
+    assert bound(ref).shape == (30, 2)
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [

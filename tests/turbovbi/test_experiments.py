@@ -62,6 +62,9 @@ def test_cnn_quick_runs_compact_and_measure(tmp_path, name: str) -> None:
     assert chosen["dense"]["units"][0] == 1  # one input channel
     if name == "turbovbi-lenet5-mnist":  # the spec asks for measured batch-64 CPU latency on LeNet-5
         assert chosen["turbo-mrf2d"]["measure"]["speedup_b64"] > 0
+        report = (run_dir / "report.md").read_text()
+        # timed at the main matching's points only: one latency row, none in the secondary table
+        assert report.count("batch-64 CPU speedup ≥ 0.7 × FLOPs reduction") == 1 and "nan" not in report
     assert "speedup_b64" in result["metrics"]["turbo-mrf2d"]
 
 

@@ -33,6 +33,13 @@ def require_inside(points: torch.Tensor, low: torch.Tensor, high: torch.Tensor, 
         )
 
 
+def require_points(points: torch.Tensor, dim: int, what: str, count: int | None = None) -> None:
+    """Raise SparsenetsError unless `points` is [K, dim] (and K == `count` where given)."""
+    if points.dim() != 2 or points.shape[1] != dim or (count is not None and points.shape[0] != count):
+        want = f"[{count if count is not None else 'K'}, {dim}]"
+        raise SparsenetsError(f"{what} must be {want}, got {tuple(points.shape)}")
+
+
 def blur_matrix(n: int, sigma: float) -> torch.Tensor:
     """[n, n] Gaussian blur along one grid axis, std `sigma` grid cells, cut at 3σ (zero padding at the ends)."""
     offset = torch.arange(n, dtype=torch.float32)[:, None] - torch.arange(n, dtype=torch.float32)[None, :]
@@ -137,11 +144,11 @@ class KernelDecoder(nn.Module):
         angles = (unit[:, None, :] * self.freqs[:, None]).flatten(1)  # [Q, L·d]
         return torch.cat([angles.sin(), angles.cos()], dim=1)
 
-    def query_term(self, pe: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    def query_term(self, pe: torch.Tensor | None) -> torch.Tensor:
         """The first layer's part that depends on the query alone: bias + PE(X_q) W_peᵀ, [Q, hidden] (the bias
-        broadcast as [hidden] without an encoding; `like` gives dtype and device)."""
+        [hidden], broadcast, without an encoding)."""
         if pe is None:
-            return self.first.bias.to(like)
+            return self.first.bias
         return torch.addmm(self.first.bias, pe, self.first.weight[:, self.n_read :].T)
 
     def decode_block(
@@ -158,7 +165,9 @@ class KernelDecoder(nn.Module):
     def bind(self, reference: torch.Tensor, queries: torch.Tensor) -> BoundKernelDecoder:
         """This decoder fixed to sparse reference points [M, d] and queries [Q, d] (both constant over a
         rollout): `bound(positions [M, d]) -> [Q, d]`, with the splat cells, read coordinates and positional
-        encodings computed once. Checks the points against the box here."""
+        encodings computed once. Checks the points' shapes and the box here."""
+        require_points(reference, self.cfg.dim, "sparse reference points")
+        require_points(queries, self.cfg.dim, "query points")
         require_inside(reference, self.low, self.high, "sparse reference points")
         require_inside(queries, self.low, self.high, "query points")
         return BoundKernelDecoder(self, reference, queries)
@@ -186,22 +195,23 @@ class BoundKernelDecoder:
         self._terms: list[torch.Tensor] = []
         self._version: tuple[int, int, int] | None = None
 
-    def _query_terms(self, like: torch.Tensor) -> list[torch.Tensor]:
+    def _query_terms(self) -> list[torch.Tensor]:
         first = self.decoder.first
         if torch.is_grad_enabled():
-            return [self.decoder.query_term(pe, like) for _, _, pe in self.blocks]
+            return [self.decoder.query_term(pe) for _, _, pe in self.blocks]
         version = (id(first.weight), first.weight._version, first.bias._version)
         if version != self._version:
-            self._terms = [self.decoder.query_term(pe, like) for _, _, pe in self.blocks]
+            self._terms = [self.decoder.query_term(pe) for _, _, pe in self.blocks]
             self._version = version
         return self._terms
 
     def __call__(self, positions: torch.Tensor) -> torch.Tensor:
         """positions: [M, d] the sparse particles' x_i(t). Returns [Q, d] x(X_q, t)."""
+        require_points(positions, self.decoder.cfg.dim, "sparse positions", self.reference.shape[0])
         require_finite(positions, "sparse positions")
         dec = self.decoder
         grid = dec._splat_cells(self.idx, self.w, self.reference, positions)
-        terms = self._query_terms(positions)
+        terms = self._query_terms()
         return torch.cat(
             [dec.decode_block(grid, q, where, t) for (q, where, _), t in zip(self.blocks, terms)]
         )
@@ -228,6 +238,10 @@ class ShepardDecoder(nn.Module):
         """This decoder fixed to sparse reference points [M, d] and queries [Q, d]: neighbours and weights live in
         reference space, so they are found once; `bound(positions [M, d]) -> [Q, d]` is then a gather and a
         weighted sum."""
+        require_points(reference, reference.shape[-1] if reference.dim() else 1, "sparse reference points")
+        require_points(
+            queries, reference.shape[1], "query points (as many coordinates as the reference points)"
+        )
         if self.bounds is not None:
             low = torch.tensor([lo for lo, _ in self.bounds], dtype=queries.dtype, device=queries.device)
             high = torch.tensor([hi for _, hi in self.bounds], dtype=queries.dtype, device=queries.device)
@@ -243,6 +257,7 @@ class ShepardDecoder(nn.Module):
         w = (w / w.sum(-1, keepdim=True)).to(queries.device, queries.dtype)
 
         def bound(positions: torch.Tensor) -> torch.Tensor:
+            require_points(positions, reference.shape[1], "sparse positions", reference.shape[0])
             require_finite(positions, "sparse positions")
             u = positions - reference
             return queries + (w[..., None] * u[idx]).sum(1)

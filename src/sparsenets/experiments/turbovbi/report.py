@@ -84,6 +84,11 @@ def _claims(
     def m(arm: str, key: str) -> float:
         return s[arm][key][0] if arm in s and s[arm].get(key) else math.nan
 
+    def num(x: float, fmt: str, unit: str = "") -> str:
+        return (
+            "—" if math.isnan(x) else format(x, fmt) + unit
+        )  # an arm that was not run shows a dash, not nan
+
     def verdict(ok: bool | str | None) -> str:
         if ctx.quick:
             return SMOKE_VERDICT
@@ -112,16 +117,16 @@ def _claims(
         rows.append([f"Sparse VD at its published rule (log α > 3) within 0.3 pt of {a['svd_err']:g} % and ≥ ¼ "
                      f"of {a['svd_comp']:g}×", f"{e:.2f} %, {c:.1f}×", judged])  # fmt: skip
     for peer in ("sparse-vd", "bc-ghs"):
-        rows.append([f"compression: Turbo-VBI ≥ {peer}", f"{m('turbo-mrf2d', 'compression'):.1f}× vs "
-                     f"{m(peer, 'compression'):.1f}×", verdict(compare("compression", peer, lambda x, y: x >= y))])  # fmt: skip
+        rows.append([f"compression: Turbo-VBI ≥ {peer}", f"{num(m('turbo-mrf2d', 'compression'), '.1f', '×')} vs "
+                     f"{num(m(peer, 'compression'), '.1f', '×')}", verdict(compare("compression", peer, lambda x, y: x >= y))])  # fmt: skip
     for peer in ("sparse-vd", "vbi-iid"):
-        rows.append([f"whole neurons/filters removed: Turbo-VBI > {peer}", f"{m('turbo-mrf2d', 'units_removed'):.0f}"
-                     f" vs {m(peer, 'units_removed'):.0f}", verdict(compare("units_removed", peer, lambda x, y: x > y))])  # fmt: skip
+        rows.append([f"whole neurons/filters removed: Turbo-VBI > {peer}", f"{num(m('turbo-mrf2d', 'units_removed'), '.0f')}"
+                     f" vs {num(m(peer, 'units_removed'), '.0f')}", verdict(compare("units_removed", peer, lambda x, y: x > y))])  # fmt: skip
     for peer in REGULARITY_PEERS:
-        rows.append([f"runs per column: Turbo-VBI < {peer}", f"{m('turbo-mrf2d', 'runs_per_column'):.2f} vs "
-                     f"{m(peer, 'runs_per_column'):.2f}", verdict(compare("runs_per_column", peer, lambda x, y: x < y))])  # fmt: skip
-        rows.append([f"block density: Turbo-VBI > {peer}", f"{m('turbo-mrf2d', 'block_density'):.3f} vs "
-                     f"{m(peer, 'block_density'):.3f}", verdict(compare("block_density", peer, lambda x, y: x > y))])  # fmt: skip
+        rows.append([f"runs per column: Turbo-VBI < {peer}", f"{num(m('turbo-mrf2d', 'runs_per_column'), '.2f')} vs "
+                     f"{num(m(peer, 'runs_per_column'), '.2f')}", verdict(compare("runs_per_column", peer, lambda x, y: x < y))])  # fmt: skip
+        rows.append([f"block density: Turbo-VBI > {peer}", f"{num(m('turbo-mrf2d', 'block_density'), '.3f')} vs "
+                     f"{num(m(peer, 'block_density'), '.3f')}", verdict(compare("block_density", peer, lambda x, y: x > y))])  # fmt: skip
     sp, fr = m("turbo-mrf2d", "speedup_b64"), m("turbo-mrf2d", "flops_reduction")
     if spec.latency and not math.isnan(sp):  # latency is timed at the main matching's points only
         rows.append(["Turbo-VBI batch-64 CPU speedup ≥ 0.7 × FLOPs reduction", f"{sp:.2f}× vs 0.7 × {fr:.2f}×",
