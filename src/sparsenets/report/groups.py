@@ -35,6 +35,12 @@ HEADLINES: dict[str, tuple[str, ...]] = {
         "test_at_matched_steps.*",
     ),
     "giorom-*": ("speedup_nm16", "speedup_nm32", "mse_vs_gns_nm16", "mse_vs_static_A"),
+    "turbovbi-*": (
+        "turbo-mrf2d.test_err_mean",
+        "turbo-mrf2d.compression_mean",
+        "sparse-vd.test_err_mean",
+        "sparse-vd.compression_mean",
+    ),
     "mlp-mnist": ("test_accuracy", "test_loss"),
     "sparsey-mechanics": ("sisc_spearman_alt", "capacity_min_alt", "novelty_auc"),
     "sparsey-mnist": ("n*_label_nodes", "n*_best_readout", "n*_knn1_pixels"),

@@ -47,7 +47,8 @@ def _warmup(cfg: Any) -> str:
 
 
 def summarize(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    """arm → {metric: [mean, std]} over seeds of the chosen points, plus units per layer (mean) and seeds run."""
+    """arm → {metric: [mean, std]} over seeds of the chosen points, plus units per layer (mean), seeds run, and
+    `test_err_mean` / `compression_mean` as plain numbers for the run report's overview."""
     arms: dict[str, list[dict[str, Any]]] = {}
     for chosen in per_seed.values():
         dense_units = chosen.get("dense", {}).get("units")
@@ -68,6 +69,8 @@ def summarize(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
         units = [r["units"] for r in rows if r["units"]]
         out[arm]["units"] = [statistics.fmean(col) for col in zip(*units)] if units else None
         out[arm]["seeds"] = len(rows)
+        for k in ("test_err", "compression"):  # scalars: the run report's overview shows no [mean, std] lists
+            out[arm][f"{k}_mean"] = out[arm][k][0]
     return out
 
 
