@@ -156,7 +156,7 @@ def _arm_table(s: dict[str, Any]) -> list[str]:
             units, _fmt(*r["runs_per_column"]), _fmt(*r["block_density"], 3), _fmt(*r["flops_reduction"], 1),
             _fmt(*r["speedup_b64"]), f"{r['in_band'][0]:.0%}",
         ])  # fmt: skip
-    head = ["arm", "seeds", "test err before prune %", "test err %", "|W|/|W≠0|", "units left (mean)",
+    head = ["arm", "seeds", "test err before prune %", "test err %", "compression ×", "units left (mean)",
             "runs/col", "block density", "FLOPs ×", "b64 CPU speedup", "in band"]  # fmt: skip
     return md_table(head, rows).splitlines()
 
