@@ -171,8 +171,8 @@ def test_shepard_weights_stay_finite_for_near_hits_and_high_powers() -> None:
 
 
 def test_a_bound_decoder_follows_weight_updates_and_backpropagates() -> None:
-    """`bind` keeps the query term between no-grad calls: it must be recomputed after an optimiser step, and
-    with gradients on, two backward passes through one bound decoder must both work."""
+    """A bound decoder must give what a fresh binding gives after an optimiser step, and two backward passes
+    through one binding must both work."""
     torch.manual_seed(0)
     dec = giorom.KernelDecoder(giorom.DecoderConfig(bounds=BOX, grid=16, scale=0.05))
     for p in dec.parameters():
@@ -182,7 +182,7 @@ def test_a_bound_decoder_follows_weight_updates_and_backpropagates() -> None:
     bound = dec.bind(ref, queries)
     with torch.no_grad():
         before = bound(pos)
-        assert torch.equal(before, bound(pos))  # the cached term gives the same answer twice
+        assert torch.equal(before, bound(pos))  # a binding is deterministic
     opt = torch.optim.SGD(dec.parameters(), lr=0.5)
     for _ in range(2):  # two backward passes through the same bound decoder
         opt.zero_grad()

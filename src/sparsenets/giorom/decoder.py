@@ -182,9 +182,9 @@ class KernelDecoder(nn.Module):
 class BoundKernelDecoder:
     """A `KernelDecoder` fixed to one set of sparse reference points and queries (see `KernelDecoder.bind`).
 
-    Under `torch.no_grad` the query term (bias + PE W_peᵀ) is kept between calls and recomputed when the first
-    layer's weights change (their in-place version counter moves); with gradients on it is recomputed each call,
-    so training through a bound decoder backpropagates as the unbound one does.
+    It keeps only what the weights do not touch (splat cells, read coordinates, the sin/cos encodings), so it
+    follows every weight update and trains as the unbound decoder does. The query term (bias + PE W_peᵀ) is
+    recomputed each call: cached, its [Q, hidden] rows made the decoder memory-bound and its time sublinear in Q.
     """
 
     def __init__(self, decoder: KernelDecoder, reference: torch.Tensor, queries: torch.Tensor) -> None:
@@ -192,18 +192,6 @@ class BoundKernelDecoder:
         self.idx, self.w = decoder._cells(reference)
         # blocks of queries keep each block's intermediates in cache: time stays linear in Q
         self.blocks = [(q, decoder._where(q), decoder.encode_queries(q)) for q in queries.split(QUERY_BLOCK)]
-        self._terms: list[torch.Tensor] = []
-        self._version: tuple[int, int, int] | None = None
-
-    def _query_terms(self) -> list[torch.Tensor]:
-        first = self.decoder.first
-        if torch.is_grad_enabled():
-            return [self.decoder.query_term(pe) for _, _, pe in self.blocks]
-        version = (id(first.weight), first.weight._version, first.bias._version)
-        if version != self._version:
-            self._terms = [self.decoder.query_term(pe) for _, _, pe in self.blocks]
-            self._version = version
-        return self._terms
 
     def __call__(self, positions: torch.Tensor) -> torch.Tensor:
         """positions: [M, d] the sparse particles' x_i(t). Returns [Q, d] x(X_q, t)."""
@@ -211,9 +199,8 @@ class BoundKernelDecoder:
         require_finite(positions, "sparse positions")
         dec = self.decoder
         grid = dec._splat_cells(self.idx, self.w, self.reference, positions)
-        terms = self._query_terms()
         return torch.cat(
-            [dec.decode_block(grid, q, where, t) for (q, where, _), t in zip(self.blocks, terms)]
+            [dec.decode_block(grid, q, where, dec.query_term(pe)) for q, where, pe in self.blocks]
         )
 
 
