@@ -69,13 +69,35 @@ def test_water_quick_runs_every_arm_writes_report_and_resumes(tmp_path, monkeypa
     assert json.loads((out / "arm-B16" / "eval.json").read_text())["M"] == 16
 
 
-def test_jelly_quick_without_the_big_set(tmp_path, monkeypatch, data_root) -> None:
+def test_whole_study_runs_both_materials_in_one_command(tmp_path, monkeypatch, data_root) -> None:
     monkeypatch.setenv("SPARSENETS_DATA", str(data_root))
-    out = tmp_path / "jelly"
-    assert _run("giorom-jelly2d", out, [*FAST, "big_n=0", "sample_sizes=[32]"]) == 0
-    res = json.loads((out / "results.json").read_text())
-    assert set(res["arms"]) == {"A", "A'", "B32"} and "timing_16k" not in res
-    assert "MPM jelly" in (out / "report.md").read_text()
+    out = tmp_path / "both"
+    assert _run("giorom-2d", out, [*FAST, "big_n=0", "sample_sizes=[32]"]) == 0
+    for material in ("water", "jelly"):
+        res = json.loads((out / material / "results.json").read_text())
+        assert (
+            res["material"] == material and set(res["arms"]) == {"A", "A'", "B32"} and "timing_16k" not in res
+        )
+        assert (out / "figures" / f"main-{material}-error-time-vs-ratio.png").stat().st_size > 5000
+        assert (out / "figures" / f"{material}-rollout-side-by-side.png").stat().st_size > 5000
+    report = (out / "report.md").read_text()
+    assert report.startswith("**GIOROM on water and jelly, N = 512: the issue's claims (smoke run")
+    claim_rows = [line for line in report.splitlines() if line.startswith(("| water | (", "| jelly | ("))]
+    assert len(claim_rows) >= 6 and all(SMOKE_VERDICT in row for row in claim_rows)
+    assert "### water" in report and "MPM jelly" in report and "`jelly/figures/rollout.gif`" in report
+    metrics = json.loads((out / "result.json").read_text())["metrics"]
+    assert {"water_speedup_nm16", "jelly_speedup_nm16", "jelly_mse_vs_static_A"} <= set(metrics)
+    before = _digest(out)
+    assert _run("giorom-2d", out, [*FAST, "big_n=0", "sample_sizes=[32]"]) == 0  # finished: reused
+    assert _digest(out) == before
+
+
+def test_whole_study_rejects_unknown_materials_before_a_folder(tmp_path, capsys) -> None:
+    out = tmp_path / "bad"
+    assert _run("giorom-2d", out, ['materials=["water","lava"]']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown: ['lava']" in err[0]
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ HEADLINES: dict[str, tuple[str, ...]] = {
         "speedup.ticket",
         "test_at_matched_steps.*",
     ),
+    "giorom-2d": ("*_speedup_nm16", "*_speedup_nm32", "*_mse_vs_gns_nm16"),
     "giorom-*": ("speedup_nm16", "speedup_nm32", "mse_vs_gns_nm16", "mse_vs_static_A"),
     "turbovbi-*": (
         "turbo-mrf2d.test_err_mean",
