@@ -186,6 +186,7 @@ def run_study(cfg: StudyConfig, ctx: RunContext, material: str) -> dict[str, Any
         name = arms[i].name
         records[name] = {**rec, **{k: v for k, v in trained[f"arm-{name}"].items() if k != "arm"}}
         ctx.log(f"  evaluated {name}: dense MSE {rec['dense_mse']}, sparse {rec['sparse_mse']}")
+    records = {a.name: records[a.name] for a in arms}  # the arms' order (A, A′, B by M), not the pool's
     res = {
         "material": material, "N": cfg.n_particles, "quick": ctx.quick, "horizons": list(cfg.horizons),
         "claim_horizon": cfg.claim_horizon, "train_steps": cfg.train_steps, "timing_repeat": cfg.timing_repeat,
