@@ -82,8 +82,12 @@ def test_whole_study_runs_both_materials_in_one_command(tmp_path, monkeypatch, d
         assert (out / "figures" / f"{material}-rollout-side-by-side.png").stat().st_size > 5000
     report = (out / "report.md").read_text()
     assert report.startswith("**GIOROM on water and jelly, N = 512: the issue's claims (smoke run")
-    claim_rows = [line for line in report.splitlines() if line.startswith(("| water | (", "| jelly | ("))]
+    assert "| claim | needed | water | jelly |" in report  # one row per claim, one column per material
+    claim_rows = [line for line in report.split("### water")[0].splitlines() if line.startswith("| (")]
     assert len(claim_rows) >= 6 and all(SMOKE_VERDICT in row for row in claim_rows)
+    assert (
+        sum(row.count(SMOKE_VERDICT) == 2 for row in claim_rows) >= 5
+    )  # speed and decoder rows: both materials
     assert "### water" in report and "MPM jelly" in report and "`jelly/figures/rollout.gif`" in report
     metrics = json.loads((out / "result.json").read_text())["metrics"]
     assert {"water_speedup_nm16", "jelly_speedup_nm16", "jelly_mse_vs_static_A"} <= set(metrics)
