@@ -33,10 +33,11 @@ def require_inside(points: torch.Tensor, low: torch.Tensor, high: torch.Tensor, 
         )
 
 
-def require_points(points: torch.Tensor, dim: int, what: str, count: int | None = None) -> None:
-    """Raise SparsenetsError unless `points` is [K, dim] (and K == `count` where given)."""
-    if points.dim() != 2 or points.shape[1] != dim or (count is not None and points.shape[0] != count):
-        want = f"[{count if count is not None else 'K'}, {dim}]"
+def require_points(points: torch.Tensor, dim: int | None, what: str, count: int | None = None) -> None:
+    """Raise SparsenetsError unless `points` is [K, dim] (any width for dim None; K == `count` where given)."""
+    wrong_dim = dim is not None and points.dim() == 2 and points.shape[1] != dim
+    if points.dim() != 2 or wrong_dim or (count is not None and points.shape[0] != count):
+        want = f"[{count if count is not None else 'K'}, {dim if dim is not None else 'd'}]"
         raise SparsenetsError(f"{what} must be {want}, got {tuple(points.shape)}")
 
 
@@ -225,7 +226,7 @@ class ShepardDecoder(nn.Module):
         """This decoder fixed to sparse reference points [M, d] and queries [Q, d]: neighbours and weights live in
         reference space, so they are found once; `bound(positions [M, d]) -> [Q, d]` is then a gather and a
         weighted sum."""
-        require_points(reference, reference.shape[-1] if reference.dim() else 1, "sparse reference points")
+        require_points(reference, None, "sparse reference points")
         require_points(
             queries, reference.shape[1], "query points (as many coordinates as the reference points)"
         )

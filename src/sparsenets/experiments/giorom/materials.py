@@ -81,12 +81,11 @@ def _claim_row(claim: str, by: dict[str, tuple[str, str, str]], materials: tuple
     material's no-model error); "—" where a material has no such row."""
     bounds = {needed for needed, _, _ in by.values()}
     shared = len(bounds) == 1
-    cell = lambda n, o, v: f"{o} — {v}" if shared else f"{o} ({n}) — {v}"  # noqa: E731
-    return [
-        claim,
-        bounds.pop() if shared else "per material",
-        *(cell(*by[m]) if m in by else "—" for m in materials),
-    ]
+    cells = {
+        m: f"{ours} — {verdict}" if shared else f"{ours} ({needed}) — {verdict}"
+        for m, (needed, ours, verdict) in by.items()
+    }
+    return [claim, bounds.pop() if shared else "per material", *(cells.get(m, "—") for m in materials)]
 
 
 @experiment(

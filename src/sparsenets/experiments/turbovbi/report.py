@@ -87,10 +87,8 @@ def _claims(
     def m(arm: str, key: str) -> float:
         return s[arm][key][0] if arm in s and s[arm].get(key) else math.nan
 
-    def num(x: float, fmt: str, unit: str = "") -> str:
-        return (
-            "—" if math.isnan(x) else format(x, fmt) + unit
-        )  # an arm that was not run shows a dash, not nan
+    def num(x: float, fmt: str, unit: str = "") -> str:  # an arm that was not run shows a dash, not nan
+        return "—" if math.isnan(x) else format(x, fmt) + unit
 
     def verdict(ok: bool | str | None) -> str:
         if ctx.quick:
