@@ -1,12 +1,13 @@
-"""Is it the budget? Train GIOROM's sparse stepper (B, one M) on the study's water set for a given number of steps
+"""Is it the budget? Train GIOROM's sparse stepper (B, one M) on the study's water or jelly set for a given number of steps
 and target convention, then roll it out on the test trajectories and compare its sparse rollout MSE with two
 predictors that learn nothing ("stay put", "keep the last velocity"). The study trains every arm 500 steps;
 this isolates B's stepper (cheap: ~0.1 s a step at M = 256) to see what more steps or GNS's target buy.
 
     PYTHONPATH=src python benchmarks/giorom_budget.py --m 256 --steps 1500 --target clean
     PYTHONPATH=src python benchmarks/giorom_budget.py --m 256 --steps 1500 --target gns
+    PYTHONPATH=src python benchmarks/giorom_budget.py --material jelly --m 256 --steps 4000
 
-Same settings as `giorom-water2d` (N = 4096, 4-MP stepper, hidden 64, batch 1, Adam 1e-3 decayed to 1e-4, noise
+Same settings as `giorom-water2d` / `giorom-jelly2d` (N = 4096, 4-MP stepper, hidden 64, batch 1, Adam 1e-3 decayed to 1e-4, noise
 3e-4, R_sparse = R·√(N/M)); one seed; one thread.
 """
 
@@ -31,9 +32,11 @@ from sparsenets.train import Trainer
 HORIZONS = [20, 50, 150]
 
 
-def train(cfg: dict, m: int, steps: int, target: str, folder: Path) -> tuple[giorom.Stepper, list[float]]:
+def train(
+    cfg: dict, material: str, m: int, steps: int, target: str, folder: Path
+) -> tuple[giorom.Stepper, list[float]]:
     """B's stepper at `m` trained `steps` steps with `target`; returns it and its logged training losses."""
-    data = A.load_split("water", cfg, "train")
+    data = A.load_split(material, cfg, "train")
     meta, n = data.metadata, data.positions.shape[2]
     arm = A.Arm(f"B{m}", "giorom", m, cfg["stepper_mp"], cfg["hidden"], meta["radius"] * math.sqrt(n / m))
     scfg = A.stepper_config(cfg, meta, arm)
@@ -49,9 +52,11 @@ def train(cfg: dict, m: int, steps: int, target: str, folder: Path) -> tuple[gio
     return model, [r["loss"] for r in map(json.loads, lines) if r.get("split") == "train"]
 
 
-def evaluate(cfg: dict, model: giorom.Stepper, m: int, trajectories: int) -> dict[str, dict[int, float]]:
+def evaluate(
+    cfg: dict, material: str, model: giorom.Stepper, m: int, trajectories: int
+) -> dict[str, dict[int, float]]:
     """Sparse rollout MSE per horizon of the model, "stay put" and "constant velocity", mean over trajectories."""
-    test = A.load_split("water", cfg, "test")
+    test = A.load_split(material, cfg, "test")
     ids = A.arm_ids(test, m, test.positions.shape[2], cfg["sampling"])
     c1, steps = A.HISTORY + 1, max(HORIZONS)
     out: dict[str, list[dict[int, float]]] = {"model": [], "stay put": [], "constant velocity": []}
@@ -69,6 +74,7 @@ def evaluate(cfg: dict, model: giorom.Stepper, m: int, trajectories: int) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--material", choices=("water", "jelly"), default="water")
     parser.add_argument("--m", type=int, default=256)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--target", choices=giorom.windows.TARGETS, default="clean")
@@ -77,13 +83,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = {**dataclasses.asdict(StudyConfig()), "noise_std": args.noise}
-    A.load_split("water", cfg, "train")  # the study's set: `sparsenets run giorom-water2d` generates it
+    A.load_split(args.material, cfg, "train")  # the study's set: `sparsenets run giorom-2d` generates it
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        model, losses = train(cfg, args.m, args.steps, args.target, Path(tmp))
+        model, losses = train(cfg, args.material, args.m, args.steps, args.target, Path(tmp))
     seconds = time.perf_counter() - t0
-    mse = evaluate(cfg, model, args.m, args.trajectories)
-    print(f"B{args.m}, {args.steps} steps, target {args.target}, noise {args.noise:g}: trained in {seconds:.0f} s; "
+    mse = evaluate(cfg, args.material, model, args.m, args.trajectories)
+    print(f"{args.material}: B{args.m}, {args.steps} steps, target {args.target}, noise {args.noise:g}: trained in {seconds:.0f} s; "
           f"loss {losses[0]:.2f} -> {losses[-1]:.2f} (logged {[round(x, 2) for x in losses]})")  # fmt: skip
     print("| predictor | " + " | ".join(f"sparse MSE @{h}" for h in HORIZONS) + " |")
     print("|---|" + "---|" * len(HORIZONS))
