@@ -186,8 +186,6 @@ class BoundKernelDecoder:
     It keeps only what the weights do not touch (splat cells, read coordinates, the sin/cos encodings), so it
     follows every weight update and trains as the unbound decoder does. The query term (bias + PE W_peᵀ) is
     recomputed each call: cached, its [Q, hidden] rows made the decoder memory-bound and its time sublinear in Q.
-    Without autograd (a rollout) the two [block, hidden] activations are written in place into buffers kept
-    between calls: fresh ones are new pages from the allocator on every call once it has handed memory back.
     """
 
     def __init__(self, decoder: KernelDecoder, reference: torch.Tensor, queries: torch.Tensor) -> None:
@@ -195,7 +193,6 @@ class BoundKernelDecoder:
         self.idx, self.w = decoder._cells(reference)
         # blocks of queries keep each block's intermediates in cache: time stays linear in Q
         self.blocks = [(q, decoder._where(q), decoder.encode_queries(q)) for q in queries.split(QUERY_BLOCK)]
-        self.work: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def __call__(self, positions: torch.Tensor) -> torch.Tensor:
         """positions: [M, d] the sparse particles' x_i(t). Returns [Q, d] x(X_q, t)."""
@@ -203,45 +200,9 @@ class BoundKernelDecoder:
         require_finite(positions, "sparse positions")
         dec = self.decoder
         grid = dec._splat_cells(self.idx, self.w, self.reference, positions)
-        if torch.is_grad_enabled():
-            return torch.cat(
-                [dec.decode_block(grid, q, where, dec.query_term(pe)) for q, where, pe in self.blocks]
-            )
-        return torch.cat([self._infer_block(grid, k) for k in range(len(self.blocks))])
-
-    def _buffers(self, k: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Block k's two [block, hidden] activation buffers, made on first use and when dtype or device change."""
-        stale = not self.work or (self.work[0][0].dtype, self.work[0][0].device) != (like.dtype, like.device)
-        if stale:
-            with torch.inference_mode(False):  # ordinary tensors: writable inside and outside inference mode
-                shapes = [(len(q), self.decoder.cfg.hidden) for q, _, _ in self.blocks]
-                self.work = [(like.new_empty(s), like.new_empty(s)) for s in shapes]
-        return self.work[k]
-
-    def _infer_block(self, grid: torch.Tensor, k: int) -> torch.Tensor:
-        """`KernelDecoder.decode_block` for block k without autograd, the activations written in place into the
-        kept buffers. grid: [G^d, features + 1 + d] the splatted grid. Returns [block, d]."""
-        dec, (q, where, pe) = self.decoder, self.blocks[k]
-        first, second = self._buffers(k, grid)
-        mean = dec.shepard(grid, q, where)
-        if pe is None:
-            first.copy_(dec.first.bias.expand_as(first))
-        else:
-            torch.addmm(dec.first.bias, pe, dec.first.weight[:, dec.n_read :].T, out=first)
-        first.addmm_(mean, dec.first.weight[:, : dec.n_read].T)
-        _activate_(dec.cfg.activation, first)
-        torch.addmm(dec.second.bias, first, dec.second.weight.T, out=second)
-        _activate_(dec.cfg.activation, second)
-        u = torch.addmm(dec.out.bias, second, dec.out.weight.T).add_(mean[:, dec.cfg.features + 1 :])
-        return u.mul_(dec.cfg.scale).add_(q)
-
-
-def _activate_(name: str, x: torch.Tensor) -> None:
-    """Apply the decoder's activation ("gelu" or "relu") to x [..] in place."""
-    if name == "gelu":
-        torch.ops.aten.gelu_(x)
-    else:
-        x.relu_()
+        return torch.cat(
+            [dec.decode_block(grid, q, where, dec.query_term(pe)) for q, where, pe in self.blocks]
+        )
 
 
 class ShepardDecoder(nn.Module):
