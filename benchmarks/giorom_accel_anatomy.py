@@ -15,6 +15,7 @@ import dataclasses
 
 import torch
 
+from sparsenets.errors import SparsenetsError
 from sparsenets.experiments.giorom import arms as A
 from sparsenets.experiments.giorom.study import StudyConfig
 
@@ -44,7 +45,10 @@ def main() -> None:
           "lag-1, centre of mass | neighbour correlation, internal |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for material in args.materials:
-        p = A.load_split(material, cfg, "train").positions.double()  # [traj, F, N, d]
+        try:
+            p = A.load_split(material, cfg, "train").positions.double()  # [traj, F, N, d]
+        except SparsenetsError as err:  # unknown material or a set not generated yet: one line, exit 2
+            ap.error(str(err))
         acc = p[:, 2:] - 2 * p[:, 1:-1] + p[:, :-2]
         com = acc.mean(2, keepdim=True)
         internal = acc - com

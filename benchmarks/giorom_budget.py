@@ -5,7 +5,8 @@ this isolates B's stepper (cheap: ~0.1 s a step at M = 256) to see what more ste
 
     PYTHONPATH=src python benchmarks/giorom_budget.py --m 256 --steps 1500 --target clean
     PYTHONPATH=src python benchmarks/giorom_budget.py --m 256 --steps 1500 --target gns
-    PYTHONPATH=src python benchmarks/giorom_budget.py --material jelly --m 256 --steps 4000
+    PYTHONPATH=src python benchmarks/giorom_budget.py --material jelly --m 256 --steps 6000
+    PYTHONPATH=src python benchmarks/giorom_budget.py --material jelly --m 256 --steps 1500 --wall-scale 4
 
 Same settings as `giorom-water2d` / `giorom-jelly2d` (N = 4096, 4-MP stepper, hidden 64, batch 1, Adam 1e-3 decayed to 1e-4, noise
 3e-4, R_sparse = R·√(N/M)); one seed; one thread.
@@ -24,12 +25,27 @@ from pathlib import Path
 import torch
 
 from sparsenets import giorom
+from sparsenets.errors import SparsenetsError
 from sparsenets.experiments.giorom import arms as A
 from sparsenets.experiments.giorom.study import StudyConfig
+from sparsenets.giorom import stepper as stepper_module
 from sparsenets.giorom.metrics import rollout_mse
 from sparsenets.train import Trainer
 
 HORIZONS = [20, 50, 150]
+
+
+def widen_walls(scale: float) -> None:
+    """Clip the stepper's wall distances at scale·R instead of R in this process (a probe, not a library option:
+    it rebinds the stepper module's `node_inputs`)."""
+    original = stepper_module.node_inputs
+
+    def node_inputs(
+        *tensors: torch.Tensor,
+    ) -> torch.Tensor:  # (window, vel_mean, vel_scale, low, high, radius)
+        return original(*tensors[:-1], tensors[-1] * scale)
+
+    stepper_module.node_inputs = node_inputs
 
 
 def train(
@@ -79,17 +95,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--target", choices=giorom.windows.TARGETS, default="clean")
     parser.add_argument("--noise", type=float, default=3e-4)
+    parser.add_argument("--wall-scale", type=float, default=1.0, help="clip wall distances at this many R")
     parser.add_argument("--trajectories", type=int, default=2, help="test trajectories rolled out")
     args = parser.parse_args()
+    if not args.wall_scale > 0 or args.steps < 1:
+        parser.error(f"--wall-scale must be > 0 and --steps >= 1, got {args.wall_scale} and {args.steps}")
+    if args.wall_scale != 1.0:
+        widen_walls(args.wall_scale)
     torch.set_num_threads(1)
     cfg = {**dataclasses.asdict(StudyConfig()), "noise_std": args.noise}
-    A.load_split(args.material, cfg, "train")  # the study's set: `sparsenets run giorom-2d` generates it
+    try:
+        A.load_split(args.material, cfg, "train")  # the study's set: `sparsenets run giorom-2d` generates it
+    except SparsenetsError as err:
+        parser.error(str(err))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         model, losses = train(cfg, args.material, args.m, args.steps, args.target, Path(tmp))
     seconds = time.perf_counter() - t0
     mse = evaluate(cfg, args.material, model, args.m, args.trajectories)
-    print(f"{args.material}: B{args.m}, {args.steps} steps, target {args.target}, noise {args.noise:g}: trained in {seconds:.0f} s; "
+    print(f"{args.material}: B{args.m}, {args.steps} steps, target {args.target}, noise {args.noise:g}, walls at {args.wall_scale:g} R: trained in {seconds:.0f} s; "
           f"loss {losses[0]:.2f} -> {losses[-1]:.2f} (logged {[round(x, 2) for x in losses]})")  # fmt: skip
     print("| predictor | " + " | ".join(f"sparse MSE @{h}" for h in HORIZONS) + " |")
     print("|---|" + "---|" * len(HORIZONS))

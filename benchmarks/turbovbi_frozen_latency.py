@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from sparsenets.compact import compact, count_flops
-from sparsenets.compact.measure import latency
+from sparsenets.compact.measure import _interleaved_latency
 from sparsenets.experiments.turbovbi import lenet5_mnist
 from sparsenets.experiments.turbovbi.common import CNNStudyConfig, load_splits
 from sparsenets.experiments.turbovbi.study import _chosen_model
@@ -56,7 +55,7 @@ def forms(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[nn.Module, torch
 def timings(
     dense: nn.Module, small: nn.Module, x: torch.Tensor, repeat: int
 ) -> dict[str, tuple[float, float]]:
-    """(dense, compact) seconds per form, each the median of 3 interleaved rounds of `repeat // 3` passes; every
+    """(dense, compact) seconds per form, each the median of 3 interleaved rounds (`compact.measure`'s); every
     form's logits must equal eager's (else the comparison is void)."""
     d, s = forms(dense, x), forms(small, x)
     with torch.no_grad():
@@ -65,12 +64,9 @@ def timings(
             for name, (m, inp) in runs.items():
                 if not torch.allclose(m(inp), want, rtol=1e-4, atol=1e-4):
                     raise SystemExit(f"{name} logits differ from eager; not timing")
-    times: dict[str, list[list[float]]] = {k: [[], []] for k in d}
-    for _ in range(3):
-        for k in d:
-            for i, (m, inp) in enumerate((d[k], s[k])):
-                times[k][i].append(latency(m, inp, repeat=max(1, repeat // 3)))
-    return {k: (statistics.median(t[0]), statistics.median(t[1])) for k, t in times.items()}
+    pairs = [run for k in FORMS for run in (d[k], s[k])]  # interleaved, so background load hits each alike
+    times = _interleaved_latency(pairs, repeat)
+    return {k: (times[2 * i], times[2 * i + 1]) for i, k in enumerate(FORMS)}
 
 
 def main() -> None:
@@ -80,6 +76,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the study's latency runs on 1)")
     args = ap.parse_args()
+    missing = [f for f in ("run.json", "per_seed.json") if not (args.run / f).is_file()]
+    if missing:
+        ap.error(
+            f"{args.run} has no {' or '.join(missing)}: give a finished turbovbi-lenet5-mnist run folder"
+        )
     torch.set_num_threads(args.threads)
     raw = json.loads((args.run / "run.json").read_text())["config"]
     cfg = CNNStudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
