@@ -156,6 +156,7 @@ def test_missing_set_names_the_command_with_its_params(
         ({"n_particles": 10}, "needs n_particles >= 64 and frames >= 8"),
         ({"frames": 3}, "needs n_particles >= 64 and frames >= 8"),
         ({"n_val": 0}, "at least one trajectory in each"),
+        ({"substeps": 0}, "needs substeps >= 1 per frame"),
     ],
 )
 def test_bad_params_are_one_clear_error(params: dict, message: str) -> None:
@@ -168,6 +169,29 @@ def test_unknown_material_and_split_are_one_clear_error() -> None:
         mpm.MPMParams("honey")
     with pytest.raises(SparsenetsError, match="has splits train, val, test"):
         data.load("mpm-water2d", split="valid")
+
+
+def test_frame_rate_is_per_material_and_part_of_the_cache_key(tmp_path: Path) -> None:
+    water, jelly = mpm.MPMParams("water"), mpm.MPMParams("jelly")
+    assert (water.substeps, jelly.substeps) == (25, 10)  # jelly's elastic ringing needs finer frames
+    assert jelly.command() == "sparsenets data install mpm-jelly2d"  # its own frame rate is the default
+    coarse = mpm.MPMParams("jelly", substeps=25)
+    assert coarse.command() == "python -m sparsenets.data.mpm jelly --substeps 25"
+    assert len({jelly.folder(), coarse.folder()}) == 2  # another frame rate never reads a cached set
+    assert water.folder().name == "mpm-water2d-4096p-160f-24-4-4-s0-v1"  # the first sets keep their names
+
+
+def test_generated_frames_are_substeps_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparsenets.sim import random_scene, simulate
+
+    monkeypatch.setenv("SPARSENETS_DATA", str(tmp_path))
+    tiny = {**TINY, "frames": 8, "n_train": 1, "substeps": 4}
+    mpm.generate("jelly", log=lambda _: None, engine="numpy", **tiny)
+    ds = data.load("mpm-jelly2d", "train", **tiny)
+    assert ds.metadata["dt"] == pytest.approx(4 * mpm.DT) and ds.metadata["substeps"] == 4
+    scene = random_scene(mpm._scene_seed(TINY["seed"], 0), TINY["n_particles"])
+    want = simulate(scene, "jelly", 8, 4, mpm.DT, mpm.GRID, "numpy").positions
+    np.testing.assert_array_equal(ds.positions[0].numpy(), want)
 
 
 def test_generated_sets_are_registered_but_not_in_install_all() -> None:

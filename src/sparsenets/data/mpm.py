@@ -32,7 +32,9 @@ MATERIALS = ("water", "jelly", "sand", "plasticine")
 MIN_PARTICLES, MIN_FRAMES = 64, 8  # a GNS window needs 6 positions and a target
 RADIUS_PER_SPACING = 2.75  # default graph radius ≈ 24 neighbours at uniform density
 FORMAT_VERSION = 1  # bump when the simulator changes, so old caches are not reused
-SUBSTEPS, DT, GRID = 25, 2e-4, 64
+DT, GRID = 2e-4, 64
+# substeps of DT per saved frame; jelly's elastic ringing (period ≈ 4 frames at 25) aliases at coarser frames
+FRAME_SUBSTEPS = {"water": 25, "jelly": 10, "sand": 25, "plasticine": 25}
 
 
 class ParticleSet(NamedTuple):
@@ -60,12 +62,17 @@ class MPMParams:
     n_val: int = 4
     n_test: int = 4
     seed: int = 0
+    substeps: int | None = None  # substeps of DT per frame; None: the material's FRAME_SUBSTEPS
 
     def __post_init__(self) -> None:
         if self.material not in MATERIALS:
             raise SparsenetsError(
                 f"unknown MPM material {self.material!r}; choose one of: {', '.join(MATERIALS)}"
             )
+        if self.substeps is None:
+            object.__setattr__(self, "substeps", FRAME_SUBSTEPS[self.material])
+        if self.substeps < 1:
+            raise SparsenetsError(f"an MPM set needs substeps >= 1 per frame, got {self.substeps}")
         if self.n_particles < MIN_PARTICLES or self.frames < MIN_FRAMES:
             raise SparsenetsError(
                 f"an MPM set needs n_particles >= {MIN_PARTICLES} and frames >= {MIN_FRAMES}, "
@@ -86,16 +93,14 @@ class MPMParams:
     def folder(self) -> Path:
         """The cache folder of exactly these parameters."""
         p = self
-        key = f"{p.n_particles}p-{p.frames}f-{p.n_train}-{p.n_val}-{p.n_test}-s{p.seed}-v{FORMAT_VERSION}"
+        frames = f"{p.frames}f" + ("" if p.substeps == 25 else f"x{p.substeps}")  # 25: the first sets' names
+        key = f"{p.n_particles}p-{frames}-{p.n_train}-{p.n_val}-{p.n_test}-s{p.seed}-v{FORMAT_VERSION}"
         return arrays_dir(f"{p.name}-{key}")
 
     def command(self) -> str:
         """The shell command that generates this set."""
-        extra = [
-            f"--{k.replace('_', '-')} {v}"
-            for k, v in asdict(self).items()
-            if k != "material" and v != getattr(MPMParams, k)
-        ]
+        default = asdict(MPMParams(self.material))
+        extra = [f"--{k.replace('_', '-')} {v}" for k, v in asdict(self).items() if v != default[k]]
         if not extra:
             return f"sparsenets data install {self.name}"
         return f"python -m sparsenets.data.mpm {self.material} {' '.join(extra)}"
@@ -175,7 +180,7 @@ def generate(material: str, log: Log = print, engine: str | None = None, **param
             rand, fps = np.empty((2, count, p.n_particles), np.int64)
             for i in range(count):
                 scene = random_scene(_scene_seed(p.seed, k), p.n_particles)
-                traj = simulate(scene, material, p.frames, SUBSTEPS, DT, GRID, engine)
+                traj = simulate(scene, material, p.frames, p.substeps, DT, GRID, engine)
                 pos[i], types = traj.positions, traj.types
                 rand[i] = np.random.default_rng([p.seed, k, 1]).permutation(p.n_particles)
                 fps[i] = farthest_point_order(scene.positions)
@@ -208,8 +213,8 @@ def _metadata(p: MPMParams, stats: np.ndarray) -> dict[str, Any]:
         "material": p.material,
         "bounds": [[lo, hi], [lo, hi]],
         "dim": 2,
-        "dt": SUBSTEPS * DT,
-        "substeps": SUBSTEPS,
+        "dt": p.substeps * DT,
+        "substeps": p.substeps,
         "substep_dt": DT,
         "grid": GRID,
         "N": p.n_particles,
@@ -233,13 +238,14 @@ def load_particles(
     n_val: int = 4,
     n_test: int = 4,
     seed: int = 0,
+    substeps: int | None = None,
 ) -> ParticleSet:
     """One split of a generated set as a ParticleSet (shapes in its docstring).
 
     Raises DataNotFoundError naming the command that generates exactly these parameters when they are not
     cached, SparsenetsError when a cached file fails its stamp.
     """
-    p = MPMParams(material, n_particles, frames, n_train, n_val, n_test, seed)
+    p = MPMParams(material, n_particles, frames, n_train, n_val, n_test, seed, substeps)
     if split not in SPLITS:
         raise SparsenetsError(f"dataset '{p.name}' has splits {', '.join(SPLITS)}, not '{split}'")
     folder = p.folder()
@@ -286,8 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sparsenets.data.mpm", description="generate an MPM data set")
     ap.add_argument("material", choices=MATERIALS)
     for key, default in asdict(MPMParams("water")).items():
-        if key != "material":
-            ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=default)
+        if key != "material":  # substeps defaults to the material's own frame rate
+            ap.add_argument(
+                f"--{key.replace('_', '-')}", type=int, default=None if key == "substeps" else default
+            )
     ap.add_argument("--engine", choices=("taichi", "numpy"), default=None)
     args = vars(ap.parse_args(argv))
     try:
