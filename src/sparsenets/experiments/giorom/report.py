@@ -146,11 +146,21 @@ def tables(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _frame_note(res: dict[str, Any]) -> str:
+    """ " (a frame every X ms: h frames = Y s)" for the report's title line (empty for results made before it)."""
+    dt = res.get("frame_dt")
+    if dt is None:
+        return ""
+    return (
+        f" (a frame every {1e3 * dt:g} ms: {res['claim_horizon']} frames = {res['claim_horizon'] * dt:g} s)"
+    )
+
+
 def write_report(ctx: RunContext, res: dict[str, Any]) -> None:
     """report.md (claim table first, then the tables, the authors' figure and the notes) and every figure."""
     smoke = " (smoke run: tiny set, few steps — no verdict)" if res["quick"] else ""
     parts = [
-        f"**GIOROM on MPM {res['material']} 2-D, N = {res['N']}{smoke}**",
+        f"**GIOROM on MPM {res['material']} 2-D, N = {res['N']}{smoke}**" + _frame_note(res),
         md_table(["claim", "needed", "ours", "verdict"], claims(res)),
         _load_caveat(res),
         AUTHORS,

@@ -188,7 +188,8 @@ def run_study(cfg: StudyConfig, ctx: RunContext, material: str) -> dict[str, Any
         ctx.log(f"  evaluated {name}: dense MSE {rec['dense_mse']}, sparse {rec['sparse_mse']}")
     records = {a.name: records[a.name] for a in arms}  # the arms' order (A, A′, B by M), not the pool's
     res = {
-        "material": material, "N": cfg.n_particles, "quick": ctx.quick, "horizons": list(cfg.horizons),
+        "material": material, "N": cfg.n_particles, "frame_dt": meta["dt"], "quick": ctx.quick,
+        "horizons": list(cfg.horizons),
         "claim_horizon": cfg.claim_horizon, "train_steps": cfg.train_steps, "timing_repeat": cfg.timing_repeat,
         "big_repeat": cfg.big_repeat,
         "timing_threads": cfg.timing_threads, "arms": records, "no_model": A.no_model_mse(material, c),
