@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from sparsenets.compact import compact, count_flops
-from sparsenets.compact.measure import _interleaved_latency
+from sparsenets.compact.measure import interleaved_latency
 from sparsenets.experiments.turbovbi import lenet5_mnist
 from sparsenets.experiments.turbovbi.common import CNNStudyConfig, load_splits
 from sparsenets.experiments.turbovbi.study import _chosen_model
@@ -58,16 +58,25 @@ def forms(
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(copy.deepcopy(model), x)))
     runs = [(model, x), (cl, x.contiguous(memory_format=torch.channels_last)), (Frozen(frozen), x)]
     if compiled:
-        import torch._inductor.config as inductor
-
-        fast = torch.compile(copy.deepcopy(model))
-        with (
-            torch.no_grad(),
-            inductor.patch(freezing=True),
-        ):  # compiles on the first call, weights as constants
-            fast(x)
-        runs.append((fast, x))
+        runs.append((_compiled(model, x), x))
     return dict(zip(FORMS, runs))
+
+
+def _compiled(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """`torch.compile` of a copy of `model` with inductor's weight freezing, compiled by one call on x [B, C, H, W];
+    a failed compile (no C++ compiler, say) ends the benchmark with one line."""
+    import torch._inductor.config as inductor
+
+    fast = torch.compile(copy.deepcopy(model))
+    try:
+        # compiling happens on the first call: freezing must be on then
+        with torch.no_grad(), inductor.patch(freezing=True):
+            fast(x)
+    except Exception as err:  # inductor raises many types; any of them means "this form cannot run here"
+        raise SystemExit(
+            f"torch.compile failed here ({type(err).__name__}); run without --compiled"
+        ) from None
+    return fast
 
 
 def timings(
@@ -84,7 +93,7 @@ def timings(
                     raise SystemExit(f"{name} logits differ from eager; not timing")
     names = list(d)
     pairs = [run for k in names for run in (d[k], s[k])]  # interleaved, so background load hits each alike
-    times = _interleaved_latency(pairs, repeat)
+    times = interleaved_latency(pairs, repeat)
     return {k: (times[2 * i], times[2 * i + 1]) for i, k in enumerate(names)}
 
 
@@ -95,14 +104,11 @@ def kept_widths(widths: tuple[int, int, int], example: torch.Tensor) -> tuple[nn
     masked = copy.deepcopy(dense)
     conv1, conv2, fc1, fc2 = [m for m in masked if isinstance(m, (nn.Conv2d, nn.Linear))]
     (c1, c2, f1), per_map = widths, fc1.in_features // conv2.out_channels  # fc1 reads 4×4 per conv2 map
+    coupled = ((conv1, conv2, c1, 1), (conv2, fc1, c2, per_map), (fc1, fc2, f1, 1))
     with (
         torch.no_grad()
     ):  # zero each removed unit's whole coupled group: its row, bias and the reader's columns
-        for layer, reader, keep, span in (
-            (conv1, conv2, c1, 1),
-            (conv2, fc1, c2, per_map),
-            (fc1, fc2, f1, 1),
-        ):
+        for layer, reader, keep, span in coupled:
             layer.weight[keep:], layer.bias[keep:] = 0.0, 0.0
             reader.weight[:, keep * span :] = 0.0
     return dense, compact(masked, example)
@@ -134,10 +140,10 @@ def main() -> None:
     header = "| {} | FLOPs reduction | bar (0.7×) | " + " | ".join(f"speedup, {k}" for k in names) + " |"
     rule = "|---" * (3 + len(names)) + "|"
     if args.widths:
-        if args.run is not None or not (
-            0 < args.widths[0] <= 20 and 0 < args.widths[1] <= 50 and 0 < args.widths[2] <= 500
-        ):
-            ap.error("give either a run folder or --widths C1 C2 F1 with 1..20, 1..50, 1..500 kept units")
+        layers = [m for m in LeNet5() if isinstance(m, (nn.Conv2d, nn.Linear))][:3]  # conv1, conv2, fc1
+        full = [m.out_features if isinstance(m, nn.Linear) else m.out_channels for m in layers]
+        if args.run is not None or not all(0 < w <= f for w, f in zip(args.widths, full)):
+            ap.error(f"give either a run folder or --widths C1 C2 F1, each in 1..{'/'.join(map(str, full))}")
         x = torch.randn(64, 1, 28, 28)
         dense, small = kept_widths(tuple(args.widths), x[:1])
         print(

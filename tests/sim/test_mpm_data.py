@@ -171,7 +171,7 @@ def test_unknown_material_and_split_are_one_clear_error() -> None:
         data.load("mpm-water2d", split="valid")
 
 
-def test_frame_rate_is_per_material_and_part_of_the_cache_key(tmp_path: Path) -> None:
+def test_frame_rate_is_per_material_and_part_of_the_cache_key() -> None:
     water, jelly = mpm.MPMParams("water"), mpm.MPMParams("jelly")
     assert (water.substeps, jelly.substeps) == (25, 10)  # jelly's elastic ringing needs finer frames
     assert jelly.command() == "sparsenets data install mpm-jelly2d"  # its own frame rate is the default

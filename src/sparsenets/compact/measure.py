@@ -38,11 +38,11 @@ def fastest_memory_format(
     x = example_inputs[:1].expand(batch, *example_inputs.shape[1:]).contiguous().to(device)
     formats = list(FORMATS)
     copies = [(copy.deepcopy(model).to(memory_format=FORMATS[f]), x) for f in formats]
-    times = _interleaved_latency(copies, repeat)
+    times = interleaved_latency(copies, repeat)
     return formats[times.index(min(times))]
 
 
-def _interleaved_latency(runs: Sequence[tuple[nn.Module, torch.Tensor]], repeat: int) -> list[float]:
+def interleaved_latency(runs: Sequence[tuple[nn.Module, torch.Tensor]], repeat: int) -> list[float]:
     """Median seconds per (model, input), timed in 3 interleaved rounds so background load hits each alike."""
     times: list[list[float]] = [[] for _ in runs]
     for _ in range(3):
@@ -124,7 +124,7 @@ def measure(
     for b in batches:
         x = sample.expand(b, *sample.shape[1:]).contiguous()
         xs = {"latency_": x, "latency_cl_": x.contiguous(memory_format=torch.channels_last)}
-        times = _interleaved_latency([(m, xs[prefix]) for prefix, _, m in variants], repeat)
+        times = interleaved_latency([(m, xs[prefix]) for prefix, _, m in variants], repeat)
         for (prefix, role, _), t in zip(variants, times):
             out[f"{prefix}b{b}_{role}"] = t
         for tag in tags:

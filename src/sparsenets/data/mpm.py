@@ -35,6 +35,7 @@ FORMAT_VERSION = 1  # bump when the simulator changes, so old caches are not reu
 DT, GRID = 2e-4, 64
 # substeps of DT per saved frame; jelly's elastic ringing (period ≈ 4 frames at 25) aliases at coarser frames
 FRAME_SUBSTEPS = {"water": 25, "jelly": 10, "sand": 25, "plasticine": 25}
+FIRST_SUBSTEPS = 25  # every set's frame rate before FRAME_SUBSTEPS: such sets keep their cache names
 
 
 class ParticleSet(NamedTuple):
@@ -71,8 +72,10 @@ class MPMParams:
             )
         if self.substeps is None:
             object.__setattr__(self, "substeps", FRAME_SUBSTEPS[self.material])
-        if self.substeps < 1:
-            raise SparsenetsError(f"an MPM set needs substeps >= 1 per frame, got {self.substeps}")
+        if not isinstance(self.substeps, int) or self.substeps < 1:
+            raise SparsenetsError(
+                f"an MPM set needs substeps >= 1 per frame (an integer), got {self.substeps!r}"
+            )
         if self.n_particles < MIN_PARTICLES or self.frames < MIN_FRAMES:
             raise SparsenetsError(
                 f"an MPM set needs n_particles >= {MIN_PARTICLES} and frames >= {MIN_FRAMES}, "
@@ -80,6 +83,11 @@ class MPMParams:
             )
         if min(self.n_train, self.n_val, self.n_test) < 1:
             raise SparsenetsError("an MPM set needs at least one trajectory in each of train, val and test")
+
+    @property
+    def frame_dt(self) -> float:
+        """Seconds between saved frames (substeps × DT)."""
+        return self.substeps * DT
 
     @property
     def name(self) -> str:
@@ -93,7 +101,7 @@ class MPMParams:
     def folder(self) -> Path:
         """The cache folder of exactly these parameters."""
         p = self
-        frames = f"{p.frames}f" + ("" if p.substeps == 25 else f"x{p.substeps}")  # 25: the first sets' names
+        frames = f"{p.frames}f" + ("" if p.substeps == FIRST_SUBSTEPS else f"x{p.substeps}")
         key = f"{p.n_particles}p-{frames}-{p.n_train}-{p.n_val}-{p.n_test}-s{p.seed}-v{FORMAT_VERSION}"
         return arrays_dir(f"{p.name}-{key}")
 
@@ -213,7 +221,7 @@ def _metadata(p: MPMParams, stats: np.ndarray) -> dict[str, Any]:
         "material": p.material,
         "bounds": [[lo, hi], [lo, hi]],
         "dim": 2,
-        "dt": p.substeps * DT,
+        "dt": p.frame_dt,
         "substeps": p.substeps,
         "substep_dt": DT,
         "grid": GRID,

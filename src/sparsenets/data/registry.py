@@ -111,7 +111,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             DatasetSpec(
                 f"mpm-{mat}2d",
                 f"generated 2-D MLS-MPM {mat} trajectories (24/4/4 × 160 frames × 4096 particles, "
-                f"frame Δt {mpm.FRAME_SUBSTEPS[mat] * mpm.DT * 1e3:g} ms)",
+                f"frame Δt {mpm.MPMParams(mat).frame_dt * 1e3:g} ms)",
                 mpm.SPLITS,
                 functools.partial(mpm.load_particles, mat),
                 prepare=functools.partial(mpm.generate, mat),

@@ -147,13 +147,9 @@ def tables(res: dict[str, Any]) -> str:
 
 
 def _frame_note(res: dict[str, Any]) -> str:
-    """ " (a frame every X ms: h frames = Y s)" for the report's title line (empty for results made before it)."""
-    dt = res.get("frame_dt")
-    if dt is None:
-        return ""
-    return (
-        f" (a frame every {1e3 * dt:g} ms: {res['claim_horizon']} frames = {res['claim_horizon'] * dt:g} s)"
-    )
+    """ " (a frame every X ms: h frames = Y s)" for the report's title line."""
+    dt, h = res["frame_dt"], res["claim_horizon"]
+    return f" (a frame every {1e3 * dt:g} ms: {h} frames = {h * dt:g} s)"
 
 
 def write_report(ctx: RunContext, res: dict[str, Any]) -> None:
