@@ -28,7 +28,7 @@ from sparsenets.compact import compact, count_flops
 from sparsenets.compact.measure import interleaved_latency
 from sparsenets.experiments.turbovbi import lenet5_mnist
 from sparsenets.experiments.turbovbi.common import CNNStudyConfig, load_splits
-from sparsenets.experiments.turbovbi.study import _chosen_model
+from sparsenets.experiments.turbovbi.study import chosen_model
 from sparsenets.models.cnn import LeNet5
 
 ARM = "turbo-mrf2d"
@@ -169,8 +169,8 @@ def main() -> None:
     print(header.format("seed"), rule, sep="\n")
     for seed, chosen in per_seed.items():
         folder = args.run / f"seed-{seed}"
-        dense, _ = _chosen_model(cfg, spec, int(seed), "dense", 0.0, folder)
-        model, _ = _chosen_model(cfg, spec, int(seed), ARM, chosen[ARM]["threshold"], folder)
+        dense, _ = chosen_model(cfg, spec, int(seed), "dense", 0.0, folder)
+        model, _ = chosen_model(cfg, spec, int(seed), ARM, chosen[ARM]["threshold"], folder)
         dense, small = dense.cpu().eval(), compact(model.cpu().eval(), example)
         print(_row(seed, dense, small, x, args))
 

@@ -156,9 +156,15 @@ def _measure(model: nn.Module, dense: nn.Module, example: torch.Tensor, spec: St
     return got
 
 
-def _chosen_model(
+def chosen_model(
     cfg: TurboStudyConfig, spec: StudySpec, seed: int, arm_name: str, t: float, folder: Path
 ) -> Any:
+    """One trained arm of a finished seed, rebuilt from `folder/ARM.safetensors` and pruned at threshold `t`.
+
+    Returns:
+        (model, job): the pruned, fine-tuned nn.Module on the CPU (masks applied, not yet compacted) and the
+        seed's Job (config, model name, dense state, training data) it was rebuilt with.
+    """
     job, _, _ = _job(cfg, spec, seed, "cpu", folder)
     arm = get_arm(arm_name)
     trained = _load_state(arm.rebuild(job), folder / f"{arm_name}.safetensors")
@@ -197,13 +203,13 @@ def run_study(cfg: TurboStudyConfig, ctx: RunContext, spec: StudySpec) -> dict[s
         if str(s) in per_seed:
             continue
         chosen = select_matched(records[s], cfg.band)
-        dense, _ = _chosen_model(cfg, spec, s, "dense", 0.0, folders[s])
+        dense, _ = chosen_model(cfg, spec, s, "dense", 0.0, folders[s])
         for arm, point in chosen.items():
-            model, _ = _chosen_model(cfg, spec, s, arm, point["threshold"], folders[s])
+            model, _ = chosen_model(cfg, spec, s, arm, point["threshold"], folders[s])
             point["measure"] = _measure(model, dense, example, spec, cfg.latency_repeat)
         per_seed[str(s)] = chosen
         ctx.save_json("per_seed.json", per_seed)
-    summary = write_report(ctx, cfg, spec, per_seed, records, functools.partial(_chosen_model, cfg, spec))
+    summary = write_report(ctx, cfg, spec, per_seed, records, functools.partial(chosen_model, cfg, spec))
     ctx.save_json("summary.json", summary)
     return summary
 
