@@ -7,9 +7,11 @@ this isolates B's stepper (cheap: ~0.1 s a step at M = 256) to see what more ste
     PYTHONPATH=src python benchmarks/giorom_budget.py --m 256 --steps 1500 --target gns
     PYTHONPATH=src python benchmarks/giorom_budget.py --material jelly --m 256 --steps 6000
     PYTHONPATH=src python benchmarks/giorom_budget.py --material jelly --m 256 --steps 1500 --wall-scale 4
+    PYTHONPATH=src python benchmarks/giorom_budget.py --material jelly --m 256 --steps 500 --target clean --noise 3e-4 --seed 1
 
-Same settings as `giorom-water2d` / `giorom-jelly2d` (N = 4096, 4-MP stepper, hidden 64, batch 1, Adam 1e-3 decayed to 1e-4, noise
-3e-4, R_sparse = R·√(N/M)); one seed; one thread.
+Same settings as `giorom-water2d` / `giorom-jelly2d` (N = 4096, 4-MP stepper, hidden 64, batch 1, Adam 1e-3 decayed to 1e-4,
+noise σ = 0.4 × the set's acceleration std (water 3e-4, jelly 1e-4; `--noise` sets σ itself), GNS's target,
+R_sparse = R·√(N/M)); one seed (`--seed`); one thread.
 """
 
 from __future__ import annotations
@@ -41,25 +43,26 @@ def widen_walls(scale: float) -> None:
     original = stepper_module.node_inputs
 
     def node_inputs(
-        *tensors: torch.Tensor,
-    ) -> torch.Tensor:  # (window, vel_mean, vel_scale, low, high, radius)
-        return original(*tensors[:-1], tensors[-1] * scale)
+        window: torch.Tensor, vel_mean: torch.Tensor, vel_scale: torch.Tensor, low: torch.Tensor,
+        high: torch.Tensor, radius: float, acc_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        return original(window, vel_mean, vel_scale, low, high, radius * scale, acc_norm)
 
     stepper_module.node_inputs = node_inputs
 
 
 def train(
-    cfg: dict, material: str, m: int, steps: int, target: str, folder: Path
+    cfg: dict, material: str, m: int, steps: int, target: str, folder: Path, seed: int = 0
 ) -> tuple[giorom.Stepper, list[float]]:
     """B's stepper at `m` trained `steps` steps with `target`; returns it and its logged training losses."""
     data = A.load_split(material, cfg, "train")
     meta, n = data.metadata, data.positions.shape[2]
     arm = A.Arm(f"B{m}", "giorom", m, cfg["stepper_mp"], cfg["hidden"], meta["radius"] * math.sqrt(n / m))
     scfg = A.stepper_config(cfg, meta, arm)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = giorom.Stepper(scfg)
     ids = A.arm_ids(data, m, n, cfg["sampling"])
-    batches = giorom.WindowBatches(data.positions, data.types, ids, scfg, cfg["batch_size"], 0, target)
+    batches = giorom.WindowBatches(data.positions, data.types, ids, scfg, cfg["batch_size"], seed, target)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, cfg["final_lr_fraction"] ** (1 / steps))
     Trainer(model, opt, batches, giorom.acceleration_loss, steps, scheduler=sched, run_dir=folder,
@@ -93,9 +96,12 @@ def main() -> None:
     parser.add_argument("--material", choices=("water", "jelly"), default="water")
     parser.add_argument("--m", type=int, default=256)
     parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--target", choices=giorom.windows.TARGETS, default="clean")
-    parser.add_argument("--noise", type=float, default=3e-4)
+    study = StudyConfig()
+    parser.add_argument("--target", choices=giorom.windows.TARGETS, default=study.target)
+    parser.add_argument("--noise", type=float, default=None, help="absolute σ (default: the study's rule)")
+    parser.add_argument("--acc-history", action="store_true", help="also feed the past accelerations")
     parser.add_argument("--wall-scale", type=float, default=1.0, help="clip wall distances at this many R")
+    parser.add_argument("--seed", type=int, default=0, help="weights and window draws")
     parser.add_argument("--trajectories", type=int, default=2, help="test trajectories rolled out")
     args = parser.parse_args()
     if not args.wall_scale > 0 or args.steps < 1:
@@ -103,17 +109,22 @@ def main() -> None:
     if args.wall_scale != 1.0:
         widen_walls(args.wall_scale)
     torch.set_num_threads(1)
-    cfg = {**dataclasses.asdict(StudyConfig()), "noise_std": args.noise}
+    cfg = {**dataclasses.asdict(study), "acc_history": args.acc_history}
     try:
-        A.load_split(args.material, cfg, "train")  # the study's set: `sparsenets run giorom-2d` generates it
+        meta = A.load_split(
+            args.material, cfg, "train"
+        ).metadata  # the study's set: `sparsenets run giorom-2d` makes it
     except SparsenetsError as err:
         parser.error(str(err))
+    if args.noise is not None:  # an absolute σ, as the fraction of this set's acceleration std it amounts to
+        cfg["noise_fraction"] = args.noise / A.noise_sigma({**cfg, "noise_fraction": 1.0}, meta)
+    args.noise = A.noise_sigma(cfg, meta)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        model, losses = train(cfg, args.material, args.m, args.steps, args.target, Path(tmp))
+        model, losses = train(cfg, args.material, args.m, args.steps, args.target, Path(tmp), args.seed)
     seconds = time.perf_counter() - t0
     mse = evaluate(cfg, args.material, model, args.m, args.trajectories)
-    print(f"{args.material}: B{args.m}, {args.steps} steps, target {args.target}, noise {args.noise:g}, walls at {args.wall_scale:g} R: trained in {seconds:.0f} s; "
+    print(f"{args.material}: B{args.m}, {args.steps} steps, target {args.target}, noise {args.noise:g}, acc history {args.acc_history}, walls at {args.wall_scale:g} R, seed {args.seed}: trained in {seconds:.0f} s; "
           f"loss {losses[0]:.2f} -> {losses[-1]:.2f} (logged {[round(x, 2) for x in losses]})")  # fmt: skip
     print("| predictor | " + " | ".join(f"sparse MSE @{h}" for h in HORIZONS) + " |")
     print("|---|" + "---|" * len(HORIZONS))

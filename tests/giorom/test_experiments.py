@@ -11,6 +11,7 @@ import math
 import pytest
 
 from sparsenets import cli
+from sparsenets.experiments.giorom import arms as A
 from sparsenets.experiments.giorom.report import SMOKE_VERDICT, claims
 
 FAST = ["timing_threads=1"]  # CI cores may be shared: no oversubscribed timing in a smoke test
@@ -43,6 +44,7 @@ def test_water_quick_runs_every_arm_writes_report_and_resumes(tmp_path, monkeypa
     assert res["arms"]["B16"]["timing"]["decoder_ms"] > 0 and res["arms"]["A"]["timing"]["decoder_ms"] == 0
     assert res["arms"]["A"]["dense_mse"] == res["arms"]["A"]["sparse_mse"]  # A steps every particle
     assert res["arms"]["B16"]["radius"] == pytest.approx(res["arms"]["A"]["radius"] * math.sqrt(512 / 16))
+    assert res["target"] == "gns" and res["noise_std"] > 0  # the defaults, recorded with the results
     assert len(res["query_timing"]["decoder_ms"]) == 3 and set(res["timing_16k"]) == set(res["arms"])
     metrics = json.loads((out / "result.json").read_text())["metrics"]  # the overview's headline figures
     a_ms = res["arms"]["A"]["timing"]["total_ms"]
@@ -111,6 +113,8 @@ def test_whole_study_rejects_unknown_materials_before_a_folder(tmp_path, capsys)
         ("horizons=[5,30]", "need frames >= 6 + the longest horizon"),
         ("claim_horizon=7", "must be one of horizons"),
         ('sampling="grid"', "sampling must be 'fps' or 'random'"),
+        ('target="noisy"', "target must be one of ['clean', 'gns']"),
+        ("noise_fraction=-0.1", "noise_fraction must be >= 0"),
     ],
 )
 def test_bad_config_is_one_line_exit_2_and_no_folder(tmp_path, capsys, bad: str, message: str) -> None:
@@ -134,6 +138,12 @@ def _result(quick: bool, b_stepper: float, b_mse: float, decoder_ms: list[float]
     }
     return {"arms": arms, "N": 4096, "quick": quick, "claim_horizon": 50,
             "query_timing": {"n_query": [1000, 2000, 4000], "decoder_ms": decoder_ms}}  # fmt: skip
+
+
+def test_noise_sigma_is_the_fraction_of_the_mean_acceleration_std() -> None:
+    meta = {"acc_std": [2e-4, 4e-4]}
+    assert A.noise_sigma({"noise_fraction": 0.5}, meta) == pytest.approx(1.5e-4)
+    assert A.noise_sigma({"noise_fraction": 0.0}, meta) == 0.0
 
 
 def test_claim_table_applies_the_thresholds() -> None:

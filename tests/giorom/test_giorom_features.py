@@ -77,6 +77,19 @@ def test_node_inputs_normalise_velocities_and_clip_wall_distances() -> None:
     assert torch.allclose(feats[0], torch.cat([(v - mean) / scale, walls]), atol=1e-6)
 
 
+def test_node_inputs_append_normalised_second_differences_when_asked() -> None:
+    window = torch.rand(5, 6, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    vm, vs, am, as_ = (torch.rand(2, dtype=torch.float64) + 0.1 for _ in range(4))
+    low, high = torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
+    base = node_inputs(window, vm, vs, low, high, 0.1)
+    feats = node_inputs(window, vm, vs, low, high, 0.1, (am, as_))
+    x = window.numpy()
+    acc = (np.diff(x, n=2, axis=1) - am.numpy()) / as_.numpy()  # [M, C − 1, d], oldest first
+    assert feats.shape == (5, base.shape[1] + 4 * 2)
+    assert torch.equal(feats[:, : base.shape[1]], base)
+    assert np.allclose(feats[:, base.shape[1] :].numpy(), acc.reshape(5, -1), atol=1e-12)
+
+
 def test_displacement_scale_is_the_rms_displacement_from_the_reference() -> None:
     pos = torch.rand(2, 5, 4, 2, generator=torch.Generator().manual_seed(3))
     x = pos.double().numpy()

@@ -33,10 +33,10 @@ def window(m: int, seed: int, lo: float = 0.3, hi: float = 0.7) -> torch.Tensor:
 
 
 @settings(max_examples=8, deadline=None)
-@given(m=st.integers(2, 50), seed=st.integers(0, 999), grid=st.sampled_from([0, 6]))
-def test_stepper_is_permutation_equivariant(m, seed, grid) -> None:
+@given(m=st.integers(2, 50), seed=st.integers(0, 999), grid=st.sampled_from([0, 6]), acc=st.booleans())
+def test_stepper_is_permutation_equivariant(m, seed, grid, acc) -> None:
     torch.manual_seed(seed)
-    model = Stepper(config(latent_grid=grid)).double()
+    model = Stepper(config(latent_grid=grid, acc_history=acc)).double()
     pos = window(m, seed).double()
     types = torch.randint(0, 9, (m,), generator=torch.Generator().manual_seed(seed))
     perm = torch.randperm(m, generator=torch.Generator().manual_seed(seed + 1))
@@ -46,9 +46,10 @@ def test_stepper_is_permutation_equivariant(m, seed, grid) -> None:
     assert out.abs().max() > 0
 
 
-def test_translation_away_from_walls_keeps_accelerations() -> None:
+@pytest.mark.parametrize("acc", [False, True])
+def test_translation_away_from_walls_keeps_accelerations(acc: bool) -> None:
     torch.manual_seed(0)
-    model = Stepper(config()).double()
+    model = Stepper(config(acc_history=acc)).double()
     # every particle farther than R from every wall, before and after the shift
     pos = window(40, 3, lo=0.3, hi=0.5).double()
     types = torch.zeros(40, dtype=torch.long)

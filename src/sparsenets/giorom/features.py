@@ -127,20 +127,27 @@ def node_inputs(
     low: torch.Tensor,
     high: torch.Tensor,
     radius: float,
+    acc_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Normalised velocity history and clipped wall distances of each particle.
+    """Normalised velocity history, clipped wall distances and (optionally) normalised acceleration history.
 
     Args:
         window: [M, C + 1, d] positions; vel_mean, vel_scale, low, high: [d].
         radius: R; wall distances are (x − low)/R and (high − x)/R clipped to [−1, 1].
+        acc_norm: (acc_mean, acc_scale), each [d], to append the C − 1 past accelerations
+            (v_k − v_{k−1} − acc_mean)/acc_scale; None for velocities only (the GNS inputs).
 
     Returns:
-        [M, C·d + 2d] features.
+        [M, C·d + 2d] features, or [M, (2C − 1)·d + 2d] with `acc_norm`.
     """
-    vel = (window[:, 1:] - window[:, :-1] - vel_mean) / vel_scale
+    raw = window[:, 1:] - window[:, :-1]
+    vel = (raw - vel_mean) / vel_scale
     last = window[:, -1]
     walls = torch.cat([(last - low) / radius, (high - last) / radius], dim=-1).clamp(-1.0, 1.0)
-    return torch.cat([vel.flatten(1), walls], dim=-1)
+    if acc_norm is None:
+        return torch.cat([vel.flatten(1), walls], dim=-1)
+    acc = (raw[:, 1:] - raw[:, :-1] - acc_norm[0]) / acc_norm[1]
+    return torch.cat([vel.flatten(1), walls, acc.flatten(1)], dim=-1)
 
 
 def edge_inputs(pos: torch.Tensor, edge_index: torch.Tensor, radius: float) -> torch.Tensor:

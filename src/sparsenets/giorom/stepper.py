@@ -41,7 +41,8 @@ class Stepper(nn.Module):
         self.register_buffer("low", torch.tensor([lo for lo, _ in cfg.bounds]))
         self.register_buffer("high", torch.tensor([hi for _, hi in cfg.bounds]))
         self.embed = nn.Embedding(cfg.n_types, cfg.type_embedding)
-        self.node_encoder = mlp(cfg.type_embedding + cfg.history * d + 2 * d, h, h)
+        n_acc = (cfg.history - 1) * d if cfg.acc_history else 0
+        self.node_encoder = mlp(cfg.type_embedding + cfg.history * d + 2 * d + n_acc, h, h)
         self.edge_encoder = mlp(d + 1, h, h)
         self.layers = nn.ModuleList(InteractionLayer(h) for _ in range(cfg.n_mp))
         self.gno = GNOBlock(cfg) if cfg.latent_grid else None
@@ -70,7 +71,8 @@ class Stepper(nn.Module):
         edge_weight = 1.0 / (1.0 + edge_feats[:, -1:])  # far neighbours count less: 1/(1 + |Δx|/R)
         counts = torch.bincount(graph[1], minlength=pos.shape[0]).clamp_min(1).unsqueeze(1)
         inv_degree = 1.0 / counts.to(pos.dtype)
-        feats = node_inputs(pos, self.vel_mean, self.vel_scale, self.low, self.high, cfg.radius)
+        acc_norm = (self.acc_mean, self.acc_scale) if cfg.acc_history else None
+        feats = node_inputs(pos, self.vel_mean, self.vel_scale, self.low, self.high, cfg.radius, acc_norm)
         h = self.node_encoder(torch.cat([self.embed(sample["types"]), feats], dim=-1))
         e = self.edge_encoder(edge_feats)
         half = len(self.layers) // 2

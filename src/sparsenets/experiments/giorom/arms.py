@@ -77,14 +77,20 @@ def load_split(material: str, cfg: dict[str, Any], split: str) -> mpm.ParticleSe
     return mpm.load_particles(material, split, **data_params(cfg))
 
 
+def noise_sigma(cfg: dict[str, Any], meta: dict[str, Any]) -> float:
+    """The training noise σ (per frame, data units): `noise_fraction` × the set's mean acceleration std."""
+    return cfg["noise_fraction"] * sum(meta["acc_std"]) / len(meta["acc_std"])
+
+
 def stepper_config(cfg: dict[str, Any], meta: dict[str, Any], arm: Arm) -> giorom.StepperConfig:
     """The arm's stepper config: statistics and bounds from the data set's metadata, the study's noise σ."""
     stats = giorom.Statistics(
         tuple(meta["vel_mean"]), tuple(meta["vel_std"]), tuple(meta["acc_mean"]), tuple(meta["acc_std"]),
-        noise_std=cfg["noise_std"],
+        noise_std=noise_sigma(cfg, meta),
     )  # fmt: skip
     bounds = tuple(tuple(b) for b in meta["bounds"])
-    return giorom.StepperConfig(stats, bounds, arm.radius, history=HISTORY, hidden=arm.hidden, n_mp=arm.n_mp)
+    return giorom.StepperConfig(stats, bounds, arm.radius, history=HISTORY, hidden=arm.hidden, n_mp=arm.n_mp,
+                                acc_history=cfg.get("acc_history", False))  # fmt: skip
 
 
 def decoder_config(cfg: dict[str, Any], meta: dict[str, Any], scale: float = 1.0) -> giorom.DecoderConfig:
@@ -143,7 +149,9 @@ def train_stepper(job: Job) -> dict[str, Any]:
     torch.manual_seed(job.seed)
     model = giorom.Stepper(scfg)
     ids = arm_ids(train, arm.m, train.positions.shape[2], cfg["sampling"])
-    batches = giorom.WindowBatches(train.positions, train.types, ids, scfg, cfg["batch_size"], seed=job.seed)
+    batches = giorom.WindowBatches(
+        train.positions, train.types, ids, scfg, cfg["batch_size"], seed=job.seed, target=cfg["target"]
+    )
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     # ours: exponential decay to lr·final_lr_fraction over the budget (v1 decays 10× per 5e6 steps: too slow here)
     gamma = cfg["final_lr_fraction"] ** (1.0 / cfg["train_steps"])
