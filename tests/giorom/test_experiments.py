@@ -44,7 +44,7 @@ def test_water_quick_runs_every_arm_writes_report_and_resumes(tmp_path, monkeypa
     assert res["arms"]["B16"]["timing"]["decoder_ms"] > 0 and res["arms"]["A"]["timing"]["decoder_ms"] == 0
     assert res["arms"]["A"]["dense_mse"] == res["arms"]["A"]["sparse_mse"]  # A steps every particle
     assert res["arms"]["B16"]["radius"] == pytest.approx(res["arms"]["A"]["radius"] * math.sqrt(512 / 16))
-    assert res["target"] == "gns" and res["noise_std"] > 0  # the defaults, recorded with the results
+    assert res["target"] == "clean" and res["noise_std"] == 3e-4  # the defaults, recorded with the results
     assert len(res["query_timing"]["decoder_ms"]) == 3 and set(res["timing_16k"]) == set(res["arms"])
     metrics = json.loads((out / "result.json").read_text())["metrics"]  # the overview's headline figures
     a_ms = res["arms"]["A"]["timing"]["total_ms"]
@@ -114,7 +114,7 @@ def test_whole_study_rejects_unknown_materials_before_a_folder(tmp_path, capsys)
         ("claim_horizon=7", "must be one of horizons"),
         ('sampling="grid"', "sampling must be 'fps' or 'random'"),
         ('target="noisy"', "target must be one of ['clean', 'gns']"),
-        ("noise_fraction=-0.1", "noise_fraction must be >= 0"),
+        ("noise_std=-0.1", "noise_std must be >= 0"),
     ],
 )
 def test_bad_config_is_one_line_exit_2_and_no_folder(tmp_path, capsys, bad: str, message: str) -> None:
@@ -140,10 +140,11 @@ def _result(quick: bool, b_stepper: float, b_mse: float, decoder_ms: list[float]
             "query_timing": {"n_query": [1000, 2000, 4000], "decoder_ms": decoder_ms}}  # fmt: skip
 
 
-def test_noise_sigma_is_the_fraction_of_the_mean_acceleration_std() -> None:
+def test_noise_sigma_is_absolute_or_a_fraction_of_the_mean_acceleration_std() -> None:
     meta = {"acc_std": [2e-4, 4e-4]}
-    assert A.noise_sigma({"noise_fraction": 0.5}, meta) == pytest.approx(1.5e-4)
-    assert A.noise_sigma({"noise_fraction": 0.0}, meta) == 0.0
+    assert A.noise_sigma({"noise_std": 3e-4, "noise_relative": False}, meta) == 3e-4
+    assert A.noise_sigma({"noise_std": 0.5, "noise_relative": True}, meta) == pytest.approx(1.5e-4)
+    assert A.noise_sigma({"noise_std": 0.0, "noise_relative": True}, meta) == 0.0
 
 
 def test_claim_table_applies_the_thresholds() -> None:

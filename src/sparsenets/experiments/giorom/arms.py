@@ -78,8 +78,10 @@ def load_split(material: str, cfg: dict[str, Any], split: str) -> mpm.ParticleSe
 
 
 def noise_sigma(cfg: dict[str, Any], meta: dict[str, Any]) -> float:
-    """The training noise σ (per frame, data units): `noise_fraction` × the set's mean acceleration std."""
-    return cfg["noise_fraction"] * sum(meta["acc_std"]) / len(meta["acc_std"])
+    """The training noise σ (per frame, data units): `noise_std`, or with `noise_relative` that fraction of the
+    set's mean acceleration std."""
+    scale = sum(meta["acc_std"]) / len(meta["acc_std"]) if cfg.get("noise_relative") else 1.0
+    return cfg["noise_std"] * scale
 
 
 def stepper_config(cfg: dict[str, Any], meta: dict[str, Any], arm: Arm) -> giorom.StepperConfig:
