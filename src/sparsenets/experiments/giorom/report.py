@@ -145,6 +145,14 @@ def tables(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _training_note(res: dict[str, Any]) -> str:
+    """ ", noise σ = X per frame, the T target" when the results record them (older results do not)."""
+    if "noise_std" not in res:
+        return ""
+    target = {"clean": "the spec's clean", "gns": "GNS's"}.get(res["target"], res["target"])
+    return f", noise σ = {res['noise_std']:.2g} per frame, {target} target"
+
+
 def _frame_note(res: dict[str, Any]) -> str:
     """ " (a frame every X ms: h frames = Y s)" for the report's title line."""
     dt, h = res["frame_dt"], res["claim_horizon"]
@@ -162,7 +170,7 @@ def write_report(ctx: RunContext, res: dict[str, Any]) -> None:
         f"A = full-order GNS ({res['arms']['A']['n_mp']} message-passing steps) on all N; A′ = GIOROM's stepper "
         "on all N; B = GIOROM-lite on M FPS-sampled particles with the kernel decoder evaluated on predicted "
         "sparse rollouts; C = B's stepper + plain Shepard. Same noise, optimiser and step budget "
-        f"({res['train_steps']} steps) for every arm. MSE = mean over the first h frames of the squared "
+        f"({res['train_steps']} steps{_training_note(res)}) for every arm. MSE = mean over the first h frames of the squared "
         f"error summed over dims; Chamfer and relative L2 of the displacement x − X at frame h; times are medians of "
         f"{res['timing_repeat']} steps at {res['timing_threads']} threads (1-minute load average of the machine "
         f"{res['load_average'][0]:.1f} before and {res['load_average'][1]:.1f} after timing, "
