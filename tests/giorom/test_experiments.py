@@ -5,8 +5,10 @@ redoes only those; bad configs are one line, exit 2, no folder; the claim table 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +175,29 @@ def test_claim_table_asks_whether_the_models_beat_particles_that_stay_put() -> N
     assert rows["(2) B256 learned the dynamics: dense 150-step MSE below 'constant velocity'"][3] == "fails"
     assert {r[3] for r in claims({**res, "quick": True})} == {SMOKE_VERDICT}
     assert not [r for r in claims(_result(False, 40.0, 1.5, [1.0, 2.0, 4.0])) if "learned" in r[0]]
+
+
+def _load_benchmark(name: str):
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_timing_passes_summary_reads_every_pass(tmp_path) -> None:
+    passes = _load_benchmark("giorom_timing_passes")
+    run = tmp_path / "run"
+    (run / "water").mkdir(parents=True)
+    (run / "result.json").write_text("{}")
+    for k, b_stepper in enumerate(
+        [40.0, 60.0]
+    ):  # A′/B at N/M = 16: 400/40 = 10× (holds), 400/60 = 6.7× (fails)
+        folder = run / "passes" / f"pass-{k + 1}" / "water" if k == 0 else run / "water"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "results.json").write_text(json.dumps(_result(False, b_stepper, 1.5, [1.0, 2.0, 4.0 + k])))
+    assert passes.materials(run) == ["water"]
+    table = passes.summary(run)
+    assert "### water: 2 timing passes" in table
+    row = next(line for line in table.splitlines() if line.startswith("| (1) A′/B step time, N/M = 16 |"))
+    assert row == "| (1) A′/B step time, N/M = 16 | ≥ 8× | 6.67 | 8.33 | 10 | 1 of 2 |"
