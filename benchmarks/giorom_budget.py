@@ -118,6 +118,8 @@ def main() -> None:
         meta = A.load_split(args.material, cfg, "train").metadata
     except SparsenetsError as err:
         parser.error(str(err))
+    if min(x for x in (args.noise, args.noise_relative, 0.0) if x is not None) < 0:
+        parser.error(f"--noise and --noise-relative must be >= 0, got {args.noise} and {args.noise_relative}")
     if args.noise is not None and args.noise_relative is not None:
         parser.error("give --noise (σ per frame) or --noise-relative (a fraction of the acc std), not both")
     if args.noise is not None:

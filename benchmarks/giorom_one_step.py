@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import torch
@@ -37,7 +38,11 @@ def main() -> None:
     if not (folder / f"arm-{a.arm}" / "model.safetensors").exists():
         p.error(f"no trained arm {a.arm!r} under {folder}: give a finished run folder and an arm it trained")
     torch.set_num_threads(1)
-    cfg = dataclasses.asdict(StudyConfig())  # the study's defaults: the run must have used them
+    run_file = a.run / "run.json"  # the run's own config (noise, target, features), else the study's defaults
+    cfg = {
+        **dataclasses.asdict(StudyConfig()),
+        **(json.loads(run_file.read_text())["config"] if run_file.exists() else {}),
+    }
     test = A.load_split(a.material, cfg, "test")
     arm = {x.name: x for x in make_arms(StudyConfig(), test.metadata["radius"])}[a.arm]
     model = A.load_stepper(cfg, test.metadata, arm, folder / f"arm-{a.arm}")

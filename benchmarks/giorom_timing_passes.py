@@ -5,11 +5,11 @@ and (3) sit within that of their bounds on some materials).
     python benchmarks/giorom_timing_passes.py runs/giorom-2d --passes 3     # 3 more passes, then the summary
     python benchmarks/giorom_timing_passes.py runs/giorom-2d                # the summary of the passes so far
 
-A pass copies each material's `results.json` to RUN/passes/pass-<k>/<material>/, deletes `timing.json`,
-`results.json` and the top-level `result.json`, and runs `python -m sparsenets run giorom-2d --out RUN` again:
+A pass copies each material's `results.json` and `timing.json` and the top-level `result.json` to
+RUN/passes/pass-<k>/, deletes them from the run, and runs `python -m sparsenets run giorom-2d --out RUN` again:
 trained models and evaluations are reused, so only the timing phase and the reports rerun (about 3.5 min on 2
-cores). Give the same `--set` overrides the run was made with. Keep the machine otherwise idle. Rows that do not
-depend on time (MSE ratios, learned dynamics) read the same in every pass.
+cores; a failed rerun puts the files back). Give the same `--set` overrides the run was made with. Keep the machine
+otherwise idle. Rows that do not depend on time (MSE ratios, learned dynamics) read the same in every pass.
 """
 
 from __future__ import annotations
@@ -28,25 +28,31 @@ from sparsenets.experiments.giorom.report import claim_checks, linear_fit
 
 def materials(run: Path) -> list[str]:
     """The material sub-folders of a finished run (those holding results.json)."""
-    return sorted(p.parent.name for p in run.glob("*/results.json") if p.parent.name != "passes")
+    return sorted(p.parent.name for p in run.glob("*/results.json"))
 
 
 def one_pass(run: Path, index: int, sets: list[str]) -> None:
-    """Archive the current results as pass `index`, delete the timing files, rerun the study (timing only)."""
-    for mat in materials(run):
-        keep = run / "passes" / f"pass-{index}" / mat
-        keep.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(run / mat / "results.json", keep / "results.json")
-        for name in ("timing.json", "results.json"):
-            (run / mat / name).unlink(missing_ok=True)
-    (run / "result.json").unlink(missing_ok=True)
+    """Keep the current timing files as pass `index`, delete them, rerun the study (timing only); a failed rerun
+    puts the kept files back and ends with one line."""
+    keep = run / "passes" / f"pass-{index}"
+    files = [Path(m) / name for m in materials(run) for name in ("results.json", "timing.json")]
+    files = [f for f in files if (run / f).exists()] + [Path("result.json")]
+    for f in files:
+        (keep / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run / f, keep / f)
+    for f in files:
+        (run / f).unlink()
     cmd = [sys.executable, "-m", "sparsenets", "run", "giorom-2d", "--out", str(run)]
     cmd += [a for s in sets for a in ("--set", s)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(
-            f"pass {index + 1}: `{' '.join(cmd)}` failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
-        )
+        for f in files:
+            shutil.copy2(keep / f, run / f)
+        shutil.rmtree(keep)
+        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        print(f"pass {index + 1} failed, the run folder is as it was: `{' '.join(cmd)}` exited {done.returncode}: "
+              f"{tail[0]}", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
 
 
 def pass_results(run: Path, mat: str) -> list[dict[str, Any]]:

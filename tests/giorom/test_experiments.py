@@ -190,14 +190,26 @@ def test_timing_passes_summary_reads_every_pass(tmp_path) -> None:
     run = tmp_path / "run"
     (run / "water").mkdir(parents=True)
     (run / "result.json").write_text("{}")
-    for k, b_stepper in enumerate(
-        [40.0, 60.0]
-    ):  # A′/B at N/M = 16: 400/40 = 10× (holds), 400/60 = 6.7× (fails)
-        folder = run / "passes" / f"pass-{k + 1}" / "water" if k == 0 else run / "water"
+    # A′/B at N/M = 16: 400/40 = 10× in the archived pass (holds), 400/60 = 6.7× in the current one (fails)
+    for folder, b_stepper in ((run / "passes" / "pass-1" / "water", 40.0), (run / "water", 60.0)):
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "results.json").write_text(json.dumps(_result(False, b_stepper, 1.5, [1.0, 2.0, 4.0 + k])))
+        (folder / "results.json").write_text(json.dumps(_result(False, b_stepper, 1.5, [1.0, 2.0, 4.0])))
     assert passes.materials(run) == ["water"]
     table = passes.summary(run)
     assert "### water: 2 timing passes" in table
     row = next(line for line in table.splitlines() if line.startswith("| (1) A′/B step time, N/M = 16 |"))
     assert row == "| (1) A′/B step time, N/M = 16 | ≥ 8× | 6.67 | 8.33 | 10 | 1 of 2 |"
+
+
+def test_a_failed_timing_pass_puts_the_run_folder_back(tmp_path) -> None:
+    passes = _load_benchmark("giorom_timing_passes")
+    run = tmp_path / "run"
+    (run / "water").mkdir(parents=True)
+    files = {"result.json": "{}", "water/results.json": '{"a": 1}', "water/timing.json": '{"b": 2}'}
+    for name, text in files.items():
+        (run / name).write_text(text)
+    with pytest.raises(SystemExit) as stop:
+        passes.one_pass(run, 1, ["target=bogus"])  # the CLI refuses the config: the rerun fails at once
+    assert stop.value.code == 2
+    assert {name: (run / name).read_text() for name in files} == files
+    assert not (run / "passes" / "pass-1").exists()

@@ -50,9 +50,8 @@ class StepperConfig:
         latent_grid: points per side of the optional GNO latent grid (0: no GNO block).
         r_gno: GNO radius; 0 picks the smallest allowed, (√d/2)·h_grid·1.01.
         grid_channels: width of the GNO input head and the latent grid.
-        acc_history: also feed the C − 1 past accelerations, normalised by the acceleration scale (the same
-            window, re-expressed: a stiff solid's ringing is an oscillation read from these differences, which
-            velocity features in velocity units hide at ~1/10 of their spread).
+        acc_history: also feed the C − 1 past accelerations, normalised by the acceleration scale: the same
+            window re-expressed, at the scale of the target instead of ~1/10 of the velocity features' spread.
     """
 
     stats: Statistics

@@ -80,7 +80,7 @@ def load_split(material: str, cfg: dict[str, Any], split: str) -> mpm.ParticleSe
 def noise_sigma(cfg: dict[str, Any], meta: dict[str, Any]) -> float:
     """The training noise σ (per frame, data units): `noise_std`, or with `noise_relative` that fraction of the
     set's mean acceleration std."""
-    scale = sum(meta["acc_std"]) / len(meta["acc_std"]) if cfg.get("noise_relative") else 1.0
+    scale = sum(meta["acc_std"]) / len(meta["acc_std"]) if cfg["noise_relative"] else 1.0
     return cfg["noise_std"] * scale
 
 
@@ -92,7 +92,7 @@ def stepper_config(cfg: dict[str, Any], meta: dict[str, Any], arm: Arm) -> gioro
     )  # fmt: skip
     bounds = tuple(tuple(b) for b in meta["bounds"])
     return giorom.StepperConfig(stats, bounds, arm.radius, history=HISTORY, hidden=arm.hidden, n_mp=arm.n_mp,
-                                acc_history=cfg.get("acc_history", False))  # fmt: skip
+                                acc_history=cfg["acc_history"])  # fmt: skip
 
 
 def decoder_config(cfg: dict[str, Any], meta: dict[str, Any], scale: float = 1.0) -> giorom.DecoderConfig:
